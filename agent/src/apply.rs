@@ -1,0 +1,295 @@
+//! Verified apply with generations and automatic rollback.
+//!
+//! ```text
+//! desired text ──▶ plan(desired, running) ──empty & same hash──▶ no-op (no FRR command, no generation)
+//!                        │
+//!                        ▼
+//!        write files atomically, vtysh -f script, read back, plan again
+//!                        │
+//!          empty ────────┴──────── not empty / FRR error
+//!            │                              │
+//!   record `applied`, write memory   restore the last good generation (or the pre-apply state),
+//!                                    record `failed` with where FRR was returned to
+//! ```
+//!
+//! Only this module decides what is applied; [`crate::vtysh`] runs it and [`crate::store`]
+//! records it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bgplb_frr::{plan::plan, Owned, Plan};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::files;
+use crate::store::{Generation, NewGeneration, Outcome, Source, Store};
+use crate::vtysh::{Running, Vtysh};
+
+/// Applies desired configurations to one FRR and records them. Holds the agent's lock file, so
+/// two agents (a CLI apply and the daemon) never apply at the same time.
+pub struct Applier {
+    pub vtysh: Vtysh,
+    pub store: Store,
+    data_dir: PathBuf,
+    save: bool,
+    _lock: File,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Applied {
+    /// FRR already runs the desired configuration and it is the current generation.
+    Unchanged { generation: Option<i64> },
+    /// A new generation is current.
+    Applied {
+        generation: i64,
+        changes: usize,
+        warnings: Vec<String>,
+        #[serde(rename = "duration_ms")]
+        duration: u128,
+    },
+}
+
+/// The plan against the running FRR, for `plan` and for the executor.
+pub struct Planned {
+    pub plan: Plan,
+    pub running: Running,
+    pub current: Option<Generation>,
+    pub hash: String,
+}
+
+/// SHA-256 of a configuration, hex.
+pub fn hash(config: &str) -> String {
+    hex::encode(Sha256::digest(config.as_bytes()))
+}
+
+impl Applier {
+    /// Opens the state in `data_dir` and takes the agent's lock (waiting up to `wait`).
+    pub fn open(
+        data_dir: &Path,
+        vtysh: Vtysh,
+        save: bool,
+        wait: Duration,
+    ) -> Result<Applier, Error> {
+        std::fs::create_dir_all(data_dir.join("frr"))
+            .map_err(Error::io("cannot create", data_dir))?;
+        let lock = files::lock(&data_dir.join("agent.lock"), wait)?;
+        let store = Store::open(&data_dir.join("state.db"))?;
+        Ok(Applier {
+            vtysh,
+            store,
+            data_dir: data_dir.to_path_buf(),
+            save,
+            _lock: lock,
+        })
+    }
+
+    /// Plans `desired` against the running FRR without changing anything.
+    pub async fn plan(&self, desired: &str) -> Result<Planned, Error> {
+        let running = self.vtysh.running().await?;
+        let plan = plan(
+            &Owned::from_text(desired),
+            &Owned::from_text(&running.config),
+        )?;
+        Ok(Planned {
+            plan,
+            running,
+            current: self.store.current()?,
+            hash: hash(desired),
+        })
+    }
+
+    /// Applies `desired`: a no-op when FRR runs it already, else a new generation, verified by
+    /// reading FRR back; on failure FRR is returned to the last good generation.
+    #[tracing::instrument(skip_all, fields(source = source.as_str()))]
+    pub async fn apply(
+        &mut self,
+        desired: &str,
+        source: Source,
+        restores: Option<i64>,
+    ) -> Result<Applied, Error> {
+        let started = Instant::now();
+        let Planned {
+            plan,
+            running,
+            current,
+            hash,
+        } = self.plan(desired).await?;
+        let same_as_current = current.as_ref().is_some_and(|c| c.hash == hash);
+        if plan.is_empty() && same_as_current {
+            tracing::debug!("FRR already runs the current generation");
+            return Ok(Applied::Unchanged {
+                generation: current.map(|c| c.number),
+            });
+        }
+        let source = if same_as_current && source == Source::Cli {
+            self.store.event(
+                "drift",
+                &format!(
+                    "FRR drifted from generation {}: {} change(s) re-applied",
+                    current.as_ref().map_or(0, |c| c.number),
+                    plan.changes.len()
+                ),
+            )?;
+            Source::Drift
+        } else {
+            source
+        };
+        for w in &plan.warnings {
+            tracing::warn!(warning = %w, "plan");
+        }
+
+        let frr_dir = self.data_dir.join("frr");
+        files::write_atomic(&frr_dir.join("bgplb.conf"), desired)?;
+        let script = plan.script();
+        let script_path = frr_dir.join("apply.vtysh");
+        files::write_atomic(&script_path, &script)?;
+
+        let applied = if plan.is_empty() {
+            Ok(())
+        } else {
+            self.vtysh.apply_script(&script_path).await.map(|_| ())
+        };
+        let desired_owned = Owned::from_text(desired);
+        let verified = match &applied {
+            Ok(()) => self.verify(&desired_owned).await,
+            Err(_) => Ok(()),
+        };
+        let failure = match (applied, verified) {
+            (Ok(()), Ok(())) => None,
+            (Err(e), _) | (Ok(()), Err(e)) => Some(e.to_string()),
+        };
+
+        let Some(detail) = failure else {
+            let generation = self.store.record(&NewGeneration {
+                source,
+                config: desired,
+                hash: &hash,
+                outcome: Outcome::Applied,
+                error: None,
+                script: &script,
+                changes: plan.changes.len(),
+                restores,
+                rolled_back_to: None,
+                duration_ms: started.elapsed().as_millis(),
+            })?;
+            tracing::info!(generation, changes = plan.changes.len(), "applied");
+            if self.save && !plan.is_empty() {
+                if let Err(e) = self.vtysh.write_memory().await {
+                    self.store.event("save-failed", &e.to_string())?;
+                    tracing::warn!(error = %e, "write memory failed");
+                }
+            }
+            return Ok(Applied::Applied {
+                generation,
+                changes: plan.changes.len(),
+                warnings: plan.warnings,
+                duration: started.elapsed().as_millis(),
+            });
+        };
+
+        // Return FRR to the last good generation, or to what it ran before this attempt.
+        let (target, target_name, rolled_back_to) = match &current {
+            Some(c) => (
+                Owned::from_text(&c.config),
+                format!("generation {}", c.number),
+                Some(c.number),
+            ),
+            None => (
+                Owned::from_text(&running.config),
+                "the configuration FRR ran before".to_string(),
+                None,
+            ),
+        };
+        let rollback = match self.restore(target, desired_owned.asn).await {
+            Ok(()) => format!("FRR was rolled back to {target_name}"),
+            Err(e) => format!(
+                "rolling back to {target_name} failed too ({e}); FRR restarts from its saved configuration, \
+                 run `bgplb-agent apply` again once FRR answers"
+            ),
+        };
+        let generation = self.store.record(&NewGeneration {
+            source,
+            config: desired,
+            hash: &hash,
+            outcome: Outcome::Failed,
+            error: Some(&format!("{detail}; {rollback}")),
+            script: &script,
+            changes: plan.changes.len(),
+            restores,
+            rolled_back_to: rolled_back_to.filter(|_| rollback.starts_with("FRR was")),
+            duration_ms: started.elapsed().as_millis(),
+        })?;
+        self.store.event(
+            "apply-failed",
+            &format!("generation {generation}: {detail}; {rollback}"),
+        )?;
+        tracing::info!(generation, %detail, %rollback, "apply failed");
+        Err(Error::ApplyFailed {
+            generation,
+            detail,
+            rollback,
+        })
+    }
+
+    /// Reads FRR back: the owned part must match `desired` exactly.
+    async fn verify(&self, desired: &Owned) -> Result<(), Error> {
+        let running = self.vtysh.running().await?;
+        let rest = plan(desired, &Owned::from_text(&running.config))?;
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<String> = rest.changes.iter().take(5).map(|c| c.to_string()).collect();
+        Err(Error::FrrRejected {
+            what: "read-back".into(),
+            detail: format!(
+                "running config differs from the applied one in {} line(s): {}",
+                rest.changes.len(),
+                shown.join(" | ")
+            ),
+        })
+    }
+
+    /// Makes FRR's owned configuration equal `target`.
+    async fn restore(&self, mut target: Owned, asn: Option<u32>) -> Result<(), Error> {
+        if target.asn.is_none() {
+            target.asn = asn;
+        }
+        let running = self.vtysh.running().await?;
+        let rollback = plan(&target, &Owned::from_text(&running.config))?;
+        if !rollback.is_empty() {
+            let path = self.data_dir.join("frr").join("rollback.vtysh");
+            files::write_atomic(&path, &rollback.script())?;
+            self.vtysh.apply_script(&path).await?;
+        }
+        self.verify(&target).await
+    }
+
+    /// Re-applies generation `to` (default: the applied generation before the current one).
+    pub async fn rollback(&mut self, to: Option<i64>) -> Result<(Generation, Applied), Error> {
+        let target = match to {
+            Some(n) => self.store.get(n)?.ok_or(Error::NoSuchGeneration(n))?,
+            None => {
+                let current = self.store.current()?.ok_or_else(|| {
+                    Error::NoRollbackTarget("no generation has been applied yet".into())
+                })?;
+                self.store
+                    .previous_applied(current.number)?
+                    .ok_or_else(|| {
+                        Error::NoRollbackTarget(format!(
+                            "generation {} is the first applied one",
+                            current.number
+                        ))
+                    })?
+            }
+        };
+        let result = self
+            .apply(&target.config, Source::Rollback, Some(target.number))
+            .await?;
+        Ok((target, result))
+    }
+}

@@ -1,0 +1,275 @@
+//! The command line: one subcommand per operator task. Errors print as one sentence plus detail
+//! and map to exit codes in [`crate::Error::exit_code`] (64: invalid site file).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::apply::{Applied, Applier};
+use crate::desired;
+use crate::error::Error;
+use crate::status;
+use crate::store::{Outcome, Source, Store};
+use crate::vtysh::Vtysh;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bgplb-agent",
+    version,
+    about = "The gateway side of bgplb: BGP for Kubernetes LoadBalancer IPs, applied to FRR"
+)]
+pub struct Cli {
+    /// Site file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "BGPLB_CONFIG",
+        default_value = "/data/bgplb/site.toml"
+    )]
+    pub config: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the site file and print every problem with its key.
+    CheckConfig,
+    /// Print the complete desired FRR configuration (also what the UniFi BGP upload takes). Touches nothing.
+    Render,
+    /// Show what `apply` would change in the running FRR. Changes nothing.
+    Plan,
+    /// Apply the desired configuration to FRR, verify it, record a generation.
+    Apply {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sessions per node and family, prefixes received and accepted, the current generation.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recorded generations, newest first.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print the configuration of one generation instead.
+        #[arg(long)]
+        show: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a generation's configuration (default: the one before the current).
+    Rollback {
+        #[arg(long)]
+        to: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn init_tracing(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info,bgplb_agent=debug",
+        _ => "debug,bgplb_agent=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.compact().init(),
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    match dispatch(&cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
+    let site = bgplb_site::load(&cli.config)?;
+    let settings = &site.agent;
+    let vtysh = Vtysh::new(&settings.frr);
+    match &cli.command {
+        Command::CheckConfig => {
+            println!(
+                "{}: valid ({} cluster(s), {} pool(s), {} static node(s))",
+                cli.config.display(),
+                site.clusters.len(),
+                site.pools.len(),
+                site.clusters.iter().map(|c| c.nodes.len()).sum::<usize>()
+            );
+        }
+        Command::Render => {
+            print!("{}", desired::render(&site, &desired::site_inputs(&site)?));
+        }
+        Command::Plan => {
+            let text = desired::render(&site, &desired::site_inputs(&site)?);
+            let store = Store::open(&settings.data_dir.join("state.db")).ok();
+            let applier_plan = bgplb_frr::plan::plan(
+                &bgplb_frr::Owned::from_text(&text),
+                &bgplb_frr::Owned::from_text(&vtysh.running().await?.config),
+            )?;
+            if applier_plan.is_empty() {
+                println!("FRR runs the desired configuration: nothing to change");
+            } else {
+                println!("{} change(s):", applier_plan.changes.len());
+                print!("{applier_plan}");
+            }
+            if let Some(current) = store.and_then(|s| s.current().ok().flatten()) {
+                if current.hash != crate::apply::hash(&text) {
+                    println!(
+                        "(the desired configuration differs from generation {})",
+                        current.number
+                    );
+                }
+            }
+        }
+        Command::Apply { json } => {
+            let text = desired::render(&site, &desired::site_inputs(&site)?);
+            let mut applier =
+                Applier::open(&settings.data_dir, vtysh, settings.frr.save, LOCK_WAIT)?;
+            let result = applier.apply(&text, Source::Cli, None).await?;
+            print_applied(&result, *json);
+        }
+        Command::Status { json } => {
+            let store = Store::open(&settings.data_dir.join("state.db"))?;
+            let s = status::collect(&store, &vtysh, &site.gateway.name, site.gateway.asn).await?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&s).expect("status serializes")
+                );
+            } else {
+                print!("{}", status::render_table(&s));
+            }
+        }
+        Command::History { limit, show, json } => {
+            let store = Store::open(&settings.data_dir.join("state.db"))?;
+            if let Some(n) = show {
+                let g = store.get(*n)?.ok_or(Error::NoSuchGeneration(*n))?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&g).expect("serializes"));
+                } else {
+                    print!("{}", g.config);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let gens = store.history(*limit)?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&gens).expect("serializes")
+                );
+            } else {
+                let current = store.current()?.map(|c| c.number);
+                let mut table = comfy_table::Table::new();
+                table.load_style(comfy_table::presets::NOTHING);
+                table.set_header([
+                    "GEN", "TIME", "SOURCE", "OUTCOME", "CHANGES", "CONFIG", "NOTE",
+                ]);
+                for g in gens {
+                    let mark = if Some(g.number) == current { "*" } else { "" };
+                    let note = match (&g.restores, &g.error) {
+                        (_, Some(e)) => shorten(e, 70),
+                        (Some(r), None) => format!("restores generation {r}"),
+                        _ => String::new(),
+                    };
+                    table.add_row([
+                        format!("{}{mark}", g.number),
+                        g.created_at.clone(),
+                        g.source.clone(),
+                        match g.outcome {
+                            Outcome::Applied => "applied".into(),
+                            Outcome::Failed => "FAILED".to_string(),
+                        },
+                        g.changes.to_string(),
+                        g.hash[..12].to_string(),
+                        note,
+                    ]);
+                }
+                println!("{table}");
+            }
+        }
+        Command::Rollback { to, json } => {
+            let mut applier =
+                Applier::open(&settings.data_dir, vtysh, settings.frr.save, LOCK_WAIT)?;
+            let (target, result) = applier.rollback(*to).await?;
+            if !*json {
+                println!(
+                    "restoring generation {} ({})",
+                    target.number, target.created_at
+                );
+            }
+            print_applied(&result, *json);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_applied(result: &Applied, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(result).expect("serializes")
+        );
+        return;
+    }
+    match result {
+        Applied::Unchanged {
+            generation: Some(g),
+        } => {
+            println!("FRR already runs generation {g}: nothing changed")
+        }
+        Applied::Unchanged { generation: None } => println!("nothing to change"),
+        Applied::Applied {
+            generation,
+            changes,
+            warnings,
+            duration,
+        } => {
+            for w in warnings {
+                println!("warning: {w}");
+            }
+            println!(
+                "generation {generation} applied: {changes} change(s), verified in {duration} ms"
+            );
+        }
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(max - 1).collect();
+    format!("{cut}…")
+}

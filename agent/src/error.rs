@@ -1,0 +1,88 @@
+//! The agent's errors. Each variant holds what was being done; [`Error::exit_code`] is the one
+//! place errors map to process exit codes.
+
+use std::path::PathBuf;
+
+use bgplb_frr::plan::PlanError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Site(#[from] bgplb_site::LoadError),
+
+    #[error("cannot start vtysh ({program}): {source}; is FRR installed? (set agent.frr.vtysh)")]
+    VtyshSpawn {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("vtysh did not finish `{what}` within {seconds}s")]
+    VtyshTimeout { what: String, seconds: u64 },
+
+    #[error("FRR is not answering ({what}): {detail}")]
+    FrrUnavailable { what: String, detail: String },
+
+    #[error("FRR refused part of the configuration ({what}): {detail}")]
+    FrrRejected { what: String, detail: String },
+
+    #[error("{0}")]
+    Plan(#[from] PlanError),
+
+    #[error("{0}")]
+    Show(#[from] bgplb_frr::show::ParseError),
+
+    #[error("generation {generation} was not applied: {detail}; {rollback}")]
+    ApplyFailed {
+        generation: i64,
+        detail: String,
+        rollback: String,
+    },
+
+    #[error("there is no generation {0} (see `bgplb-agent history`)")]
+    NoSuchGeneration(i64),
+
+    #[error("nothing to roll back to: {0}")]
+    NoRollbackTarget(String),
+
+    #[error("state database {path}: {source}")]
+    Store {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+
+    #[error("state database {path} has schema version {found}, newer than this agent's {supported}; upgrade the agent")]
+    StoreVersion {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Process exit code for this error (sysexits.h where one fits).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Site(_) => 64,
+            Error::VtyshSpawn { .. }
+            | Error::FrrUnavailable { .. }
+            | Error::VtyshTimeout { .. } => 69,
+            Error::Store { .. } | Error::StoreVersion { .. } | Error::Io { .. } => 74,
+            _ => 1,
+        }
+    }
+
+    pub fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { what, path, source }
+    }
+}

@@ -1,0 +1,78 @@
+//! Atomic file writes and the agent's lock file.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+
+/// Writes `contents` to `path` so that readers see the old file or the new one, never a part:
+/// a temporary file in the same directory, fsynced, renamed over the target, directory fsynced.
+pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(contents.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(Error::io("cannot write", path))
+}
+
+/// Takes an exclusive lock on `path`, waiting up to `wait` for another holder to let go.
+pub fn lock(path: &Path, wait: Duration) -> Result<File, Error> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(Error::io("cannot open lock file", path))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Io {
+                    what: "another bgplb-agent holds the lock",
+                    path: path.to_path_buf(),
+                    source: std::io::Error::from(std::io::ErrorKind::WouldBlock),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", path)(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bgplb.conf");
+        write_atomic(&path, "one").unwrap();
+        write_atomic(&path, "two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn second_lock_waits_then_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.lock");
+        let _held = lock(&path, Duration::ZERO).unwrap();
+        let err = lock(&path, Duration::from_millis(100)).unwrap_err();
+        assert!(err.to_string().contains("another bgplb-agent"), "{err}");
+    }
+}

@@ -1,0 +1,21 @@
+//! bgplb-agent: the gateway side of bgplb.
+//!
+//! ```text
+//! cli ──▶ site file (bgplb_site::load) ──▶ desired (site + nodes → FRR text)
+//!                                              │
+//!                                              ▼
+//!                     apply::Applier ── plan (bgplb_frr, pure) ── vtysh (only FRR I/O)
+//!                           │
+//!                           └── store (only SQLite owner): generations, events
+//! ```
+
+pub mod apply;
+pub mod cli;
+pub mod desired;
+pub mod error;
+pub mod files;
+pub mod status;
+pub mod store;
+pub mod vtysh;
+
+pub use error::Error;

@@ -1,0 +1,263 @@
+//! `bgplb-agent status`: the current generation and every session bgplb owns, per node and family,
+//! with what each node sent and what the gateway accepted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bgplb_frr::{naming, show, Family};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::store::{Generation, Outcome, Store};
+use crate::vtysh::Vtysh;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub gateway: String,
+    pub asn: u32,
+    pub generation: Option<GenerationBrief>,
+    /// The newest attempt, when it failed after the current generation.
+    pub last_failure: Option<GenerationBrief>,
+    /// Why FRR could not be read, if it could not.
+    pub frr_error: Option<String>,
+    pub peers: Vec<Peer>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerationBrief {
+    pub number: i64,
+    pub created_at: String,
+    pub source: String,
+    pub hash: String,
+    pub error: Option<String>,
+}
+
+impl From<&Generation> for GenerationBrief {
+    fn from(g: &Generation) -> Self {
+        GenerationBrief {
+            number: g.number,
+            created_at: g.created_at.clone(),
+            source: g.source.clone(),
+            hash: g.hash.clone(),
+            error: g.error.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Peer {
+    pub cluster: String,
+    pub node: String,
+    pub family: Family,
+    pub address: String,
+    pub state: String,
+    pub uptime_secs: u64,
+    /// Prefixes the node sent (before policy).
+    pub received: u64,
+    /// Prefixes the inbound policy accepted.
+    pub accepted: u64,
+    /// Prefixes the node sent that the policy refused.
+    pub refused: Vec<String>,
+    pub established: u64,
+    pub dropped: u64,
+    pub shutdown: bool,
+}
+
+/// Reads the store and FRR. FRR being down is reported in the status, not as an error.
+pub async fn collect(
+    store: &Store,
+    vtysh: &Vtysh,
+    gateway: &str,
+    asn: u32,
+) -> Result<Status, Error> {
+    let current = store.current()?;
+    let newest = store.history(1)?.into_iter().next();
+    let last_failure = newest
+        .filter(|g| {
+            g.outcome == Outcome::Failed && current.as_ref().is_none_or(|c| g.number > c.number)
+        })
+        .map(|g| GenerationBrief::from(&g));
+    let mut status = Status {
+        gateway: gateway.to_string(),
+        asn,
+        generation: current.as_ref().map(GenerationBrief::from),
+        last_failure,
+        frr_error: None,
+        peers: Vec::new(),
+    };
+    match peers(vtysh).await {
+        Ok(p) => status.peers = p,
+        Err(e) => status.frr_error = Some(e.to_string()),
+    }
+    Ok(status)
+}
+
+async fn peers(vtysh: &Vtysh) -> Result<Vec<Peer>, Error> {
+    let base = [
+        "show bgp neighbors json".to_string(),
+        "show bgp ipv4 unicast json".to_string(),
+        "show bgp ipv6 unicast json".to_string(),
+    ];
+    let mut docs: Vec<serde_json::Value> = vtysh.show_json(&base).await?;
+    let neighbors: show::Neighbors = from_value(&base[0], docs.remove(0))?;
+    let tables: BTreeMap<Family, show::Table> = [
+        (Family::V4, from_value(&base[1], docs.remove(0))?),
+        (Family::V6, from_value(&base[2], docs.remove(0))?),
+    ]
+    .into();
+
+    let ours: Vec<(&String, &show::NeighborDetail, &str, Family)> = neighbors
+        .iter()
+        .filter_map(|(addr, d)| {
+            let group = d.peer_group.as_deref()?;
+            let (cluster, family) = naming::parse_peer_group(group)?;
+            Some((addr, d, cluster, family))
+        })
+        .collect();
+    let received_cmds: Vec<String> = ours
+        .iter()
+        .map(|(addr, _, _, family)| {
+            format!(
+                "show bgp {} neighbors {} received-routes json",
+                family.afi_safi(),
+                addr
+            )
+        })
+        .collect();
+    let received: Vec<show::ReceivedRoutes> = vtysh.show_json(&received_cmds).await?;
+
+    let mut peers = Vec::new();
+    for ((addr, d, cluster, family), rcv) in ours.into_iter().zip(received) {
+        let accepted_prefixes: BTreeSet<&String> = tables[&family]
+            .routes
+            .iter()
+            .filter(|(_, paths)| paths.iter().any(|p| &p.peer_id == addr))
+            .map(|(prefix, _)| prefix)
+            .collect();
+        let refused = rcv
+            .received_routes
+            .keys()
+            .filter(|p| !accepted_prefixes.contains(p))
+            .cloned()
+            .collect();
+        let af_key = match family {
+            Family::V4 => "ipv4Unicast",
+            Family::V6 => "ipv6Unicast",
+        };
+        peers.push(Peer {
+            cluster: cluster.to_string(),
+            node: d.nbr_desc.clone().unwrap_or_default(),
+            family,
+            address: addr.clone(),
+            state: d.bgp_state.clone(),
+            uptime_secs: if d.bgp_state == "Established" {
+                d.bgp_timer_up_msec / 1000
+            } else {
+                0
+            },
+            received: rcv.received_routes.len() as u64,
+            accepted: d
+                .address_family_info
+                .get(af_key)
+                .map_or(0, |a| a.accepted_prefix_counter),
+            refused,
+            established: d.connections_established,
+            dropped: d.connections_dropped,
+            shutdown: d.bgp_state == "Idle"
+                && d.last_reset_due_to.as_deref() == Some("Admin. shutdown"),
+        });
+    }
+    peers.sort_by(|a, b| {
+        (&a.cluster, &a.node, a.family, &a.address)
+            .cmp(&(&b.cluster, &b.node, b.family, &b.address))
+    });
+    Ok(peers)
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(
+    command: &str,
+    v: serde_json::Value,
+) -> Result<T, Error> {
+    serde_json::from_value(v).map_err(|e| {
+        Error::Show(show::ParseError {
+            command: command.to_string(),
+            message: e.to_string(),
+        })
+    })
+}
+
+/// Human form: a header and a table of sessions.
+pub fn render_table(s: &Status) -> String {
+    let mut out = format!("gateway {} (AS {})\n", s.gateway, s.asn);
+    match &s.generation {
+        Some(g) => out.push_str(&format!(
+            "generation {} applied {} from {} (config {})\n",
+            g.number,
+            g.created_at,
+            g.source,
+            &g.hash[..12.min(g.hash.len())]
+        )),
+        None => out.push_str("no generation applied yet (run `bgplb-agent apply`)\n"),
+    }
+    if let Some(f) = &s.last_failure {
+        out.push_str(&format!(
+            "last attempt FAILED: generation {} at {}: {}\n",
+            f.number,
+            f.created_at,
+            f.error.as_deref().unwrap_or("unknown error")
+        ));
+    }
+    if let Some(e) = &s.frr_error {
+        out.push_str(&format!("FRR: {e}\n"));
+        return out;
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::NOTHING);
+    table.set_header([
+        "CLUSTER", "NODE", "FAMILY", "NEIGHBOR", "STATE", "UP", "RECEIVED", "ACCEPTED", "RESETS",
+    ]);
+    for p in &s.peers {
+        let state = if p.shutdown {
+            "Shutdown".to_string()
+        } else {
+            p.state.clone()
+        };
+        table.add_row([
+            p.cluster.clone(),
+            p.node.clone(),
+            p.family.to_string(),
+            p.address.clone(),
+            state,
+            uptime(p.uptime_secs),
+            p.received.to_string(),
+            p.accepted.to_string(),
+            p.dropped.to_string(),
+        ]);
+    }
+    if s.peers.is_empty() {
+        out.push_str("no bgplb sessions in FRR\n");
+    } else {
+        out.push_str(&table.to_string());
+        out.push('\n');
+    }
+    for p in s.peers.iter().filter(|p| !p.refused.is_empty()) {
+        out.push_str(&format!(
+            "refused from {} ({}): {}\n",
+            p.node,
+            p.address,
+            p.refused.join(", ")
+        ));
+    }
+    out
+}
+
+fn uptime(secs: u64) -> String {
+    if secs == 0 {
+        return "-".into();
+    }
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d{h:02}h")
+    } else {
+        format!("{h:02}:{m:02}:{s:02}")
+    }
+}

@@ -1,0 +1,355 @@
+//! The agent's state in SQLite: applied configurations as numbered generations, and events.
+//!
+//! This module is the only owner of the database connection. Every apply attempt is a row in
+//! `generations`; the current generation is the newest one whose outcome is `applied`, so a
+//! failed attempt is recorded without displacing the last good configuration.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// Where an apply came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// `bgplb-agent apply`.
+    Cli,
+    /// A report from the companion.
+    Report,
+    /// `bgplb-agent rollback`.
+    Rollback,
+    /// FRR's running config drifted from the current generation and was re-asserted.
+    Drift,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Cli => "cli",
+            Source::Report => "report",
+            Source::Rollback => "rollback",
+            Source::Drift => "drift",
+        }
+    }
+}
+
+/// Result of one apply attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Applied and read back identical: this is now the current generation.
+    Applied,
+    /// FRR refused it or it did not read back; FRR was rolled back (see `rolled_back_to`).
+    Failed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Outcome {
+        match s {
+            "applied" => Outcome::Applied,
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+/// One recorded apply attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Generation {
+    pub number: i64,
+    pub created_at: String,
+    pub source: String,
+    /// The complete rendered FRR configuration.
+    pub config: String,
+    /// SHA-256 of `config`, hex.
+    pub hash: String,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    /// The vtysh script that was run (empty when FRR already matched).
+    pub script: String,
+    /// Number of changes in the script.
+    pub changes: i64,
+    /// For a rollback: the generation whose config was restored.
+    pub restores: Option<i64>,
+    /// For a failed attempt: the generation FRR was returned to.
+    pub rolled_back_to: Option<i64>,
+    pub duration_ms: i64,
+}
+
+/// What to record for a new attempt.
+#[derive(Debug, Clone)]
+pub struct NewGeneration<'a> {
+    pub source: Source,
+    pub config: &'a str,
+    pub hash: &'a str,
+    pub outcome: Outcome,
+    pub error: Option<&'a str>,
+    pub script: &'a str,
+    pub changes: usize,
+    pub restores: Option<i64>,
+    pub rolled_back_to: Option<i64>,
+    pub duration_ms: u128,
+}
+
+/// One event (refused report, rollback, drift, ...).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub at: String,
+    pub kind: String,
+    pub message: String,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS generations (
+    number          INTEGER PRIMARY KEY,
+    created_at      TEXT NOT NULL,
+    source          TEXT NOT NULL,
+    config          TEXT NOT NULL,
+    hash            TEXT NOT NULL,
+    outcome         TEXT NOT NULL,
+    error           TEXT,
+    script          TEXT NOT NULL,
+    changes         INTEGER NOT NULL,
+    restores        INTEGER,
+    rolled_back_to  INTEGER,
+    duration_ms     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id       INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    message  TEXT NOT NULL
+);
+";
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, Error> {
+        let err = |source| Error::Store {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::StoreVersion {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(err)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        |source| Error::Store {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Records an attempt and returns its generation number.
+    pub fn record(&self, g: &NewGeneration<'_>) -> Result<i64, Error> {
+        self.conn
+            .execute(
+                "INSERT INTO generations (created_at, source, config, hash, outcome, error, script,
+                     changes, restores, rolled_back_to, duration_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    now(),
+                    g.source.as_str(),
+                    g.config,
+                    g.hash,
+                    g.outcome.as_str(),
+                    g.error,
+                    g.script,
+                    g.changes as i64,
+                    g.restores,
+                    g.rolled_back_to,
+                    i64::try_from(g.duration_ms).unwrap_or(i64::MAX),
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The current generation: the newest applied one.
+    pub fn current(&self) -> Result<Option<Generation>, Error> {
+        self.query_one(
+            "SELECT * FROM generations WHERE outcome = 'applied' ORDER BY number DESC LIMIT 1",
+            [],
+        )
+    }
+
+    pub fn get(&self, number: i64) -> Result<Option<Generation>, Error> {
+        self.query_one("SELECT * FROM generations WHERE number = ?1", [number])
+    }
+
+    /// The applied generation before `number`.
+    pub fn previous_applied(&self, number: i64) -> Result<Option<Generation>, Error> {
+        self.query_one(
+            "SELECT * FROM generations WHERE outcome = 'applied' AND number < ?1
+             ORDER BY number DESC LIMIT 1",
+            [number],
+        )
+    }
+
+    /// The newest `limit` generations, newest first.
+    pub fn history(&self, limit: usize) -> Result<Vec<Generation>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM generations ORDER BY number DESC LIMIT ?1")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([limit as i64], row_to_generation)
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    pub fn count(&self) -> Result<i64, Error> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM generations", [], |r| r.get(0))
+            .map_err(self.err())
+    }
+
+    fn query_one<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Result<Option<Generation>, Error> {
+        self.conn
+            .query_row(sql, params, row_to_generation)
+            .optional()
+            .map_err(self.err())
+    }
+
+    pub fn event(&self, kind: &str, message: &str) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT INTO events (at, kind, message) VALUES (?1, ?2, ?3)",
+                params![now(), kind, message],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    pub fn events(&self, limit: usize) -> Result<Vec<Event>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, at, kind, message FROM events ORDER BY id DESC LIMIT ?1")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok(Event {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    kind: r.get(2)?,
+                    message: r.get(3)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+}
+
+fn row_to_generation(r: &rusqlite::Row<'_>) -> rusqlite::Result<Generation> {
+    Ok(Generation {
+        number: r.get("number")?,
+        created_at: r.get("created_at")?,
+        source: r.get("source")?,
+        config: r.get("config")?,
+        hash: r.get("hash")?,
+        outcome: Outcome::parse(&r.get::<_, String>("outcome")?),
+        error: r.get("error")?,
+        script: r.get("script")?,
+        changes: r.get("changes")?,
+        restores: r.get("restores")?,
+        rolled_back_to: r.get("rolled_back_to")?,
+        duration_ms: r.get("duration_ms")?,
+    })
+}
+
+/// Current time, RFC 3339 UTC.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt<'a>(config: &'a str, outcome: Outcome) -> NewGeneration<'a> {
+        NewGeneration {
+            source: Source::Cli,
+            config,
+            hash: "h",
+            outcome,
+            error: None,
+            script: "",
+            changes: 0,
+            restores: None,
+            rolled_back_to: None,
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn failed_attempts_do_not_become_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        assert!(store.current().unwrap().is_none());
+        let one = store.record(&attempt("a", Outcome::Applied)).unwrap();
+        let two = store.record(&attempt("b", Outcome::Failed)).unwrap();
+        assert_eq!((one, two), (1, 2));
+        assert_eq!(store.current().unwrap().unwrap().number, 1);
+        let three = store.record(&attempt("c", Outcome::Applied)).unwrap();
+        assert_eq!(store.current().unwrap().unwrap().config, "c");
+        assert_eq!(store.previous_applied(three).unwrap().unwrap().number, 1);
+        assert_eq!(store.history(10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        Store::open(&path)
+            .unwrap()
+            .record(&attempt("a", Outcome::Applied))
+            .unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.current().unwrap().unwrap().config, "a");
+    }
+}

@@ -1,0 +1,233 @@
+//! The only code that talks to FRR: vtysh, with a timeout on every call.
+//!
+//! Each vtysh process costs about 0.1 s, so reads are batched: one process runs several `-c`
+//! commands and their JSON outputs are split with a streaming parser; a plan is applied as one
+//! `vtysh -f` script.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use bgplb_frr::show;
+use bgplb_site::FrrSettings;
+use serde::de::DeserializeOwned;
+use tokio::process::Command;
+
+use crate::error::Error;
+
+#[derive(Debug, Clone)]
+pub struct Vtysh {
+    program: PathBuf,
+    instance: Option<String>,
+    timeout: Duration,
+}
+
+/// What FRR runs now.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub summary: show::Summary,
+    /// `show running-config`.
+    pub config: String,
+}
+
+/// Output of a successful script.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptOutput {
+    /// Lines FRR printed that are not errors (e.g. "reset all peers to take effect").
+    pub messages: Vec<String>,
+}
+
+struct Output {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Vtysh {
+    pub fn new(settings: &FrrSettings) -> Vtysh {
+        Vtysh {
+            program: settings.vtysh.clone(),
+            instance: settings.instance.clone().filter(|i| !i.is_empty()),
+            timeout: Duration::from_secs(settings.timeout.max(1)),
+        }
+    }
+
+    async fn run(&self, what: &str, args: &[String]) -> Result<Output, Error> {
+        let mut cmd = Command::new(&self.program);
+        if let Some(instance) = &self.instance {
+            cmd.arg("-N").arg(instance);
+        }
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        tracing::trace!(?args, "vtysh");
+        let child = cmd.spawn().map_err(|source| Error::VtyshSpawn {
+            program: self.program.clone(),
+            source,
+        })?;
+        let out = tokio::time::timeout(self.timeout, child.wait_with_output())
+            .await
+            .map_err(|_| Error::VtyshTimeout {
+                what: what.to_string(),
+                seconds: self.timeout.as_secs(),
+            })?
+            .map_err(|source| Error::VtyshSpawn {
+                program: self.program.clone(),
+                source,
+            })?;
+        Ok(Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// bgpd's summary and the running config, in one vtysh call. Fails when bgpd is down (vtysh
+    /// then still prints zebra's config, which must not be mistaken for an empty BGP config).
+    pub async fn running(&self) -> Result<Running, Error> {
+        let what = "show bgp summary json; show running-config";
+        let out = self
+            .run(
+                what,
+                &args(&["-c", "show bgp summary json", "-c", "show running-config"]),
+            )
+            .await?;
+        let unavailable = |detail: String| Error::FrrUnavailable {
+            what: what.to_string(),
+            detail,
+        };
+        if !out.status.success() || !out.stdout.trim_start().starts_with('{') {
+            return Err(unavailable(first_line(&out.stdout, &out.stderr)));
+        }
+        let mut stream =
+            serde_json::Deserializer::from_str(&out.stdout).into_iter::<serde_json::Value>();
+        let summary = match stream.next() {
+            Some(Ok(v)) => serde_json::from_value(v).map_err(|e| show::ParseError {
+                command: "show bgp summary json".into(),
+                message: e.to_string(),
+            })?,
+            _ => return Err(unavailable(first_line(&out.stdout, &out.stderr))),
+        };
+        let config = out.stdout[stream.byte_offset()..].to_string();
+        if !config.contains("Current configuration:") {
+            return Err(unavailable(
+                "no running configuration in vtysh's output".into(),
+            ));
+        }
+        Ok(Running { summary, config })
+    }
+
+    /// Runs several `show ... json` commands in one vtysh process.
+    pub async fn show_json<T: DeserializeOwned>(
+        &self,
+        commands: &[String],
+    ) -> Result<Vec<T>, Error> {
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut argv = Vec::new();
+        for c in commands {
+            argv.push("-c".to_string());
+            argv.push(c.clone());
+        }
+        let what = commands.join("; ");
+        let out = self.run(&what, &argv).await?;
+        if !out.status.success() {
+            return Err(Error::FrrUnavailable {
+                what,
+                detail: first_line(&out.stdout, &out.stderr),
+            });
+        }
+        let mut values = Vec::new();
+        let stream = serde_json::Deserializer::from_str(&out.stdout).into_iter::<T>();
+        for (value, command) in stream.zip(commands) {
+            values.push(value.map_err(|e| show::ParseError {
+                command: command.clone(),
+                message: e.to_string(),
+            })?);
+        }
+        if values.len() != commands.len() {
+            return Err(Error::Show(show::ParseError {
+                command: what,
+                message: format!(
+                    "expected {} JSON documents, got {}",
+                    commands.len(),
+                    values.len()
+                ),
+            }));
+        }
+        Ok(values)
+    }
+
+    /// Applies a configuration script with `vtysh -f`. FRR keeps applying after a bad line, so
+    /// any error line fails the call; the caller verifies by reading back either way.
+    pub async fn apply_script(&self, script: &Path) -> Result<ScriptOutput, Error> {
+        let what = format!("vtysh -f {}", script.display());
+        let out = self
+            .run(&what, &["-f".to_string(), script.display().to_string()])
+            .await?;
+        let text = format!("{}{}", out.stdout, out.stderr);
+        let lines: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        let down = lines
+            .iter()
+            .find(|l| l.contains("is not running") || l.contains("failed to connect"));
+        if let Some(line) = down {
+            return Err(Error::FrrUnavailable {
+                what,
+                detail: line.clone(),
+            });
+        }
+        let errors: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.contains("% "))
+            .map(|l| l.as_str())
+            .collect();
+        if !errors.is_empty() {
+            return Err(Error::FrrRejected {
+                what,
+                detail: errors.join(" | "),
+            });
+        }
+        if !out.status.success() {
+            return Err(Error::FrrRejected {
+                what,
+                detail: format!("vtysh exited with {}: {}", out.status, lines.join(" | ")),
+            });
+        }
+        Ok(ScriptOutput { messages: lines })
+    }
+
+    /// `write memory`: FRR restarts with what is running now.
+    pub async fn write_memory(&self) -> Result<(), Error> {
+        let what = "write memory";
+        let out = self.run(what, &args(&["-c", "write memory"])).await?;
+        if !out.status.success() {
+            return Err(Error::FrrUnavailable {
+                what: what.into(),
+                detail: first_line(&out.stdout, &out.stderr),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+fn first_line(stdout: &str, stderr: &str) -> String {
+    stderr
+        .lines()
+        .chain(stdout.lines())
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("vtysh printed nothing")
+        .to_string()
+}

@@ -1,0 +1,24 @@
+//! The FRR side of bgplb, as values.
+//!
+//! * [`model`]: a typed subset of FRR's configuration (router bgp, peer-groups, neighbours,
+//!   prefix-lists, community-lists, route-maps), rendered by [`render`] into FRR's own syntax,
+//!   deterministically and in the canonical form FRR reads back.
+//! * [`naming`]: the one place object names come from; everything bgplb owns starts with `BGPLB-`.
+//! * [`text`] parses configuration text (ours or `show running-config`) into stanzas, [`owned`]
+//!   extracts the part bgplb owns, and [`plan`] turns (desired, running) into the minimal list of
+//!   changes and the vtysh script that applies them.
+//! * [`show`]: serde types for the `show ... json` outputs the agent reads back.
+//!
+//! Nothing here performs I/O: the agent's executor is the only code that talks to FRR.
+
+pub mod model;
+pub mod naming;
+pub mod owned;
+pub mod plan;
+pub mod render;
+pub mod show;
+pub mod text;
+
+pub use model::{Config, Family};
+pub use owned::Owned;
+pub use plan::{Change, Plan};

@@ -1,0 +1,194 @@
+//! Serde types for the `show ... json` outputs the agent reads back from FRR 8.x.
+//!
+//! Only the fields bgplb uses are declared; everything else FRR prints is ignored, and every field
+//! has a default, so a field FRR drops or renames degrades a status column instead of failing the
+//! whole read-back.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `show bgp summary json`: one entry per address family FRR has peers in.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct Summary {
+    #[serde(rename = "ipv4Unicast", default)]
+    pub ipv4_unicast: Option<AfSummary>,
+    #[serde(rename = "ipv6Unicast", default)]
+    pub ipv6_unicast: Option<AfSummary>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AfSummary {
+    pub router_id: String,
+    #[serde(rename = "as")]
+    pub asn: u32,
+    pub peers: BTreeMap<String, PeerSummary>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PeerSummary {
+    pub remote_as: u32,
+    pub state: String,
+    pub peer_state: String,
+    pub peer_uptime_msec: u64,
+    /// Prefixes received and accepted by the inbound policy.
+    pub pfx_rcd: u64,
+    pub pfx_snt: u64,
+    pub connections_established: u64,
+    pub connections_dropped: u64,
+    pub desc: Option<String>,
+}
+
+/// `show bgp neighbors json`: neighbour address → details.
+pub type Neighbors = BTreeMap<String, NeighborDetail>;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NeighborDetail {
+    pub remote_as: u32,
+    pub local_as: u32,
+    pub nbr_desc: Option<String>,
+    pub peer_group: Option<String>,
+    pub bgp_state: String,
+    pub bgp_timer_up_msec: u64,
+    pub bgp_timer_hold_time_msecs: u64,
+    pub bgp_timer_keep_alive_interval_msecs: u64,
+    pub connections_established: u64,
+    pub connections_dropped: u64,
+    pub last_reset_due_to: Option<String>,
+    pub address_family_info: BTreeMap<String, NeighborAf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NeighborAf {
+    pub peer_group_member: Option<String>,
+    pub inbound_path_policy_config: Option<bool>,
+    pub accepted_prefix_counter: u64,
+    pub sent_prefix_counter: u64,
+}
+
+/// `show bgp ipv4|ipv6 unicast json`: the BGP table after inbound policy.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Table {
+    pub router_id: String,
+    #[serde(rename = "localAS")]
+    pub local_as: u32,
+    pub routes: BTreeMap<String, Vec<Path>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Path {
+    pub valid: bool,
+    pub bestpath: bool,
+    pub multipath: bool,
+    pub peer_id: String,
+    pub path: String,
+    pub nexthops: Vec<Nexthop>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Nexthop {
+    pub ip: String,
+    pub afi: String,
+    pub used: bool,
+}
+
+/// `show bgp ipv4|ipv6 unicast neighbors X received-routes json` (needs soft-reconfiguration).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ReceivedRoutes {
+    pub received_routes: BTreeMap<String, serde_json::Value>,
+    pub total_prefix_counter: u64,
+    pub filtered_prefix_counter: u64,
+    /// Set instead of the above when FRR has no such neighbour.
+    pub warning: Option<String>,
+}
+
+/// Parses one of the outputs above, naming the command in the error.
+pub fn parse<T: serde::de::DeserializeOwned>(command: &str, json: &str) -> Result<T, ParseError> {
+    serde_json::from_str(json).map_err(|source| ParseError {
+        command: command.to_string(),
+        message: source.to_string(),
+    })
+}
+
+/// FRR printed something the parser could not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub command: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot read the output of `{}`: {}",
+            self.command, self.message
+        )
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_summary_fixture() {
+        let s: Summary = parse(
+            "show bgp summary json",
+            include_str!("../tests/fixtures/summary.json"),
+        )
+        .unwrap();
+        let v4 = s.ipv4_unicast.unwrap();
+        assert_eq!(v4.asn, 64512);
+        let p = &v4.peers["172.29.51.11"];
+        assert_eq!(p.state, "Established");
+        assert_eq!(p.pfx_rcd, 1);
+        assert_eq!(p.connections_established, 1);
+        let v6 = s.ipv6_unicast.unwrap();
+        assert_eq!(v6.peers["fd47:25e1:2f96:51::11"].state, "Established");
+    }
+
+    #[test]
+    fn reads_neighbors_fixture() {
+        let n: Neighbors = parse(
+            "show bgp neighbors json",
+            include_str!("../tests/fixtures/neighbors.json"),
+        )
+        .unwrap();
+        let d = &n["172.29.51.11"];
+        assert_eq!(d.bgp_state, "Established");
+        assert_eq!(d.peer_group.as_deref(), Some("BGPLB-home-V4"));
+        assert_eq!(
+            d.address_family_info["ipv4Unicast"].accepted_prefix_counter,
+            1
+        );
+    }
+
+    #[test]
+    fn reads_table_fixture() {
+        let t: Table = parse(
+            "show bgp ipv4 unicast json",
+            include_str!("../tests/fixtures/table-v4.json"),
+        )
+        .unwrap();
+        let paths = &t.routes["172.29.52.100/32"];
+        assert_eq!(paths[0].nexthops[0].ip, "172.29.51.11");
+        assert!(paths[0].bestpath);
+    }
+
+    #[test]
+    fn names_the_command_on_garbage() {
+        let e = parse::<Summary>("show bgp summary json", "% bgpd is not running").unwrap_err();
+        assert!(e.to_string().contains("show bgp summary json"));
+    }
+}

@@ -1,0 +1,225 @@
+//! The site file, as serde types. Defaults are the reference site's; `deny_unknown_fields`
+//! everywhere so a typo is an error instead of a silently ignored setting.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// One site: the gateway, the clusters behind it, the LB segment, the pools and the BGP policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    pub gateway: Gateway,
+    #[serde(default)]
+    pub clusters: Vec<Cluster>,
+    pub segment: Segment,
+    #[serde(default)]
+    pub pools: Vec<Pool>,
+    #[serde(default)]
+    pub bgp: BgpPolicy,
+    #[serde(default)]
+    pub agent: AgentSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    #[serde(default = "default_gateway_name")]
+    pub name: String,
+    pub asn: u32,
+    /// Must be an IPv4 address (BGP identifiers are 32 bits); checked by `validate`.
+    pub router_id: IpAddr,
+    /// The gateway's addresses on the node network(s): what the nodes peer with.
+    #[serde(default)]
+    pub addresses: Vec<IpAddr>,
+}
+
+fn default_gateway_name() -> String {
+    "gateway".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Used in FRR object names and matched against the companion's certificate identity.
+    pub name: String,
+    pub asn: u32,
+    /// Subnets node addresses must be in (IPv4 and/or IPv6).
+    pub node_subnets: Vec<IpNet>,
+    /// Addresses in the node subnets that are never nodes (the API VIP, the gateway).
+    #[serde(default)]
+    pub reserved: Vec<IpAddr>,
+    /// More nodes than this in a report is refused.
+    #[serde(default = "default_max_nodes")]
+    pub max_nodes: usize,
+    /// Nodes known before any report: their sessions are rendered from the site file alone.
+    #[serde(default)]
+    pub nodes: Vec<StaticNode>,
+}
+
+fn default_max_nodes() -> usize {
+    64
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticNode {
+    pub name: String,
+    pub ipv4: Option<IpAddr>,
+    pub ipv6: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentMode {
+    /// No host address in the segment; an unreachable route per segment prefix.
+    #[default]
+    Routed,
+    /// The agent creates and owns a VLAN interface with the gateway addresses.
+    Vlan,
+    /// An interface made by someone else (e.g. the UniFi controller's br52): verified, never changed.
+    Adopt,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    #[serde(default)]
+    pub mode: SegmentMode,
+    #[serde(default = "default_vlan")]
+    pub vlan: u16,
+    /// `vlan` mode: the link the VLAN interface is created on.
+    pub parent: Option<String>,
+    /// `adopt` mode: the existing interface; `vlan` mode: the name to create (default `PARENT.VLAN`).
+    pub interface: Option<String>,
+    pub ipv4: Option<IpNet>,
+    pub ipv6: Option<IpNet>,
+    /// `vlan`/`adopt` mode: the gateway's own addresses inside the segment.
+    #[serde(default)]
+    pub gateway_addresses: Vec<IpAddr>,
+}
+
+fn default_vlan() -> u16 {
+    52
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub name: String,
+    /// `START-STOP` ranges or CIDRs, as in Cilium's pool `blocks`.
+    pub blocks: Vec<String>,
+    /// A disabled pool accepts no routes (Cilium allocates nothing new from it either).
+    #[serde(default)]
+    pub disabled: bool,
+    /// Restrict the pool to one cluster; by default every cluster may announce from it.
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BgpPolicy {
+    /// Standard community `ASN:VALUE` carried by LB routes.
+    pub community: String,
+    /// Accept only routes carrying the community (otherwise the gateway adds it).
+    pub require_community: bool,
+    pub keepalive: u16,
+    pub hold: u16,
+    pub connect_retry: u16,
+    pub graceful_restart: bool,
+    pub restart_time: u32,
+    pub stalepath_time: u32,
+    /// Accepted prefixes per session before FRR tears the session down.
+    pub maximum_prefix: u32,
+    /// Minutes until FRR re-establishes a session torn down by maximum-prefix; 0 keeps it down.
+    pub maximum_prefix_restart: u16,
+    /// File holding the TCP MD5 password (the same secret the cluster side uses).
+    pub password_file: Option<PathBuf>,
+    pub ebgp_multihop: Option<u8>,
+    /// Overrides the ECMP width (default: the node count, capped at 64).
+    pub maximum_paths: Option<u16>,
+}
+
+impl Default for BgpPolicy {
+    fn default() -> Self {
+        BgpPolicy {
+            community: "64512:100".into(),
+            require_community: true,
+            keepalive: 3,
+            hold: 9,
+            connect_retry: 5,
+            graceful_restart: true,
+            restart_time: 120,
+            stalepath_time: 360,
+            maximum_prefix: 256,
+            maximum_prefix_restart: 5,
+            password_file: None,
+            ebgp_multihop: None,
+            maximum_paths: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// Persistent state (SQLite, rendered files); under /data on a UniFi gateway.
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub tls: TlsSettings,
+    pub frr: FrrSettings,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            data_dir: PathBuf::from("/data/bgplb"),
+            listen: "172.29.51.1:7443".parse().expect("valid literal"),
+            tls: TlsSettings::default(),
+            frr: FrrSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            cert: PathBuf::from("/data/bgplb/tls/agent.crt"),
+            key: PathBuf::from("/data/bgplb/tls/agent.key"),
+            client_ca: PathBuf::from("/data/bgplb/tls/ca.crt"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FrrSettings {
+    pub vtysh: PathBuf,
+    /// FRR instance name (`vtysh -N`), for FRR running with `-N`; empty for the default instance.
+    pub instance: Option<String>,
+    /// `write memory` after a verified apply, so FRR restarts with the applied config.
+    pub save: bool,
+    /// Upper bound for one vtysh call, in seconds.
+    pub timeout: u64,
+}
+
+impl Default for FrrSettings {
+    fn default() -> Self {
+        FrrSettings {
+            vtysh: PathBuf::from("/usr/bin/vtysh"),
+            instance: None,
+            save: true,
+            timeout: 30,
+        }
+    }
+}

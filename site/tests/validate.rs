@@ -1,0 +1,174 @@
+//! The reference site is valid; every kind of bad site file is refused with its key path.
+
+use bgplb_site::{load, parse, LoadError};
+
+const REFERENCE: &str = include_str!("../../config/site.toml");
+
+fn problems(toml: &str) -> Vec<String> {
+    parse(toml)
+        .expect("parses")
+        .validate()
+        .iter()
+        .map(|p| p.to_string())
+        .collect()
+}
+
+/// The reference site with one line replaced.
+fn edit(from: &str, to: &str) -> String {
+    assert!(REFERENCE.contains(from), "reference site has no `{from}`");
+    REFERENCE.replacen(from, to, 1)
+}
+
+#[test]
+fn reference_site_is_valid() {
+    assert_eq!(problems(REFERENCE), Vec::<String>::new());
+}
+
+#[test]
+fn each_bad_site_names_its_problem() {
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "pool outside the segment",
+            edit("172.29.52.200-172.29.52.220", "172.29.53.1-172.29.53.20"),
+            "pools[1].blocks[0]: 172.29.53.1-172.29.53.20 is outside the LB segment",
+        ),
+        (
+            "overlapping pools",
+            edit("172.29.52.200-172.29.52.220", "172.29.52.150-172.29.52.220"),
+            "pools[1].blocks[0]: 172.29.52.150-172.29.52.220 overlaps pool `bgp-default`",
+        ),
+        (
+            "node subnet overlapping the segment",
+            edit(r#"node_subnets = ["172.29.51.0/24""#, r#"node_subnets = ["172.29.0.0/16""#),
+            "clusters[0].node_subnets[0]: node subnet 172.29.0.0/16 overlaps the LB segment",
+        ),
+        (
+            "bad ASN",
+            edit("asn = 64513", "asn = 23456"),
+            "clusters[0].asn: ASN 23456 is AS_TRANS",
+        ),
+        (
+            "cluster ASN equal to the gateway's",
+            edit("asn = 64513", "asn = 64512"),
+            "clusters[0].asn: cluster ASN 64512 equals the gateway ASN",
+        ),
+        (
+            "range start after end",
+            edit("172.29.52.100-172.29.52.199", "172.29.52.199-172.29.52.100"),
+            "pools[0].blocks[0]: range start 172.29.52.199 is after its end 172.29.52.100",
+        ),
+        (
+            "router-id not IPv4",
+            edit(r#"router_id = "172.29.51.1""#, r#"router_id = "fd47:25e1:2f96:51::1""#),
+            "gateway.router_id: fd47:25e1:2f96:51::1 is not an IPv4 address",
+        ),
+        (
+            "VLAN id out of range",
+            edit("vlan = 52", "vlan = 4095"),
+            "segment.vlan: VLAN id 4095 is outside 1-4094",
+        ),
+        (
+            "static node outside the node subnet",
+            edit(r#"ipv4 = "172.29.51.12""#, r#"ipv4 = "172.29.50.12""#),
+            "clusters[0].nodes[1].ipv4: node `k8s-2` address 172.29.50.12 is outside the node subnets",
+        ),
+        (
+            "static node on the API VIP",
+            edit(r#"ipv4 = "172.29.51.13""#, r#"ipv4 = "172.29.51.10""#),
+            "clusters[0].nodes[2].ipv4: 172.29.51.10 is reserved",
+        ),
+        (
+            "keepalive too long for hold",
+            edit("keepalive = 3", "keepalive = 5"),
+            "bgp.keepalive: keepalive 5 must be between 1 and a third of hold (9)",
+        ),
+        (
+            "hold below 3",
+            edit("hold = 9", "hold = 2"),
+            "bgp.hold: hold time must be 0 (never expire) or at least 3 seconds",
+        ),
+        (
+            "bad community",
+            edit(r#"community = "64512:100""#, r#"community = "64512:70000""#),
+            "bgp.community: `64512:70000` is not a standard community",
+        ),
+        (
+            "vlan mode without parent",
+            edit(r#"mode = "routed""#, r#"mode = "vlan""#),
+            "segment.parent: vlan mode needs the parent link",
+        ),
+        (
+            "cluster name unusable in FRR names",
+            edit(r#"name = "home""#, r#"name = "Home Lab""#),
+            "clusters[0].name: `Home Lab` must be 1-32 characters",
+        ),
+        (
+            "pool block that is not a block",
+            edit(r#"blocks = ["fd47:25e1:2f96:52:100::/120"]"#, r#"blocks = ["fd47:25e1:2f96:52:100::/120", "lots"]"#),
+            "pools[3].blocks[1]: `lots` is neither a CIDR",
+        ),
+    ];
+    for (what, toml, expected) in cases {
+        let found = problems(toml);
+        assert!(
+            found.iter().any(|p| p.starts_with(expected)),
+            "{what}: expected a problem starting with\n  {expected}\ngot\n  {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let toml = edit("vlan = 52", "vlan = 0").replace("hold = 9", "hold = 1");
+    let found = problems(&toml);
+    assert!(
+        found.iter().any(|p| p.starts_with("segment.vlan")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|p| p.starts_with("bgp.hold")), "{found:?}");
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    let err = parse(&edit("hold = 9", "hold = 9\nhodl = 9")).unwrap_err();
+    assert!(err.contains("hodl"), "{err}");
+}
+
+#[test]
+fn missing_password_file_is_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site.toml");
+    std::fs::write(
+        &path,
+        edit(
+            r#"# password_file = "/data/bgplb/bgp-password""#,
+            r#"password_file = "/nonexistent/bgp-password""#,
+        ),
+    )
+    .unwrap();
+    match load(&path) {
+        Err(LoadError::Invalid { problems, .. }) => {
+            assert!(
+                problems.iter().any(|p| p.key == "bgp.password_file"
+                    && p.message.contains("/nonexistent/bgp-password")),
+                "{problems:?}"
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let password = dir.path().join("pw");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    std::fs::write(
+        &path,
+        edit(
+            r#"# password_file = "/data/bgplb/bgp-password""#,
+            &format!("password_file = {:?}", password.display().to_string()),
+        ),
+    )
+    .unwrap();
+    let site = load(&path).expect("valid with a readable password file");
+    assert_eq!(
+        bgplb_site::read_password(&site).unwrap().as_deref(),
+        Some("s3cret")
+    );
+}
