@@ -206,12 +206,15 @@ pub struct PeerGroup {
     pub maximum_prefix: Option<MaximumPrefix>,
 }
 
-/// `neighbor X maximum-prefix LIMIT [restart MINUTES]`.
+/// `neighbor X maximum-prefix LIMIT [restart MINUTES] [force]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaximumPrefix {
     pub limit: u32,
     /// Minutes after which FRR re-establishes a session it tore down; `None` keeps it down.
     pub restart_minutes: Option<u16>,
+    /// Count every received prefix, refused ones included (needs soft-reconfiguration): a node
+    /// flooding routes the policy drops is stopped too, instead of filling the gateway's memory.
+    pub force: bool,
 }
 
 /// One BGP session: a node address in a peer-group.

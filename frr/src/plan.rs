@@ -265,7 +265,8 @@ pub fn replace_key(line: &str) -> Option<String> {
         ["neighbor", n, "timers", "connect", _] => format!("neighbor {n} timers connect"),
         ["neighbor", n, "timers", _, _] => format!("neighbor {n} timers"),
         ["neighbor", n, "route-map", _, dir] => format!("neighbor {n} route-map {dir}"),
-        ["neighbor", n, what @ ("remote-as" | "password" | "description" | "ebgp-multihop" | "maximum-prefix"), ..] => {
+        ["neighbor", n, what @ ("remote-as" | "password" | "description" | "ebgp-multihop" | "maximum-prefix"), ..] =>
+        {
             format!("neighbor {n} {what}")
         }
         [ip @ ("ip" | "ipv6"), "prefix-list", name, "seq", seq, ..] => {

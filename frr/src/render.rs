@@ -202,6 +202,9 @@ fn render_bgp(out: &mut String, bgp: &RouterBgp) {
                 if let Some(minutes) = mp.restart_minutes {
                     let _ = write!(out, " restart {minutes}");
                 }
+                if mp.force {
+                    out.push_str(" force");
+                }
                 out.push('\n');
             }
             let _ = writeln!(

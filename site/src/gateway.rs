@@ -113,6 +113,7 @@ pub fn gateway_config(site: &Site, inputs: &GatewayInputs) -> Config {
                     limit: policy.maximum_prefix,
                     restart_minutes: (policy.maximum_prefix_restart > 0)
                         .then_some(policy.maximum_prefix_restart),
+                    force: true,
                 }),
             });
             let mut count = 0;

@@ -131,7 +131,7 @@ pub struct BgpPolicy {
     pub graceful_restart: bool,
     pub restart_time: u32,
     pub stalepath_time: u32,
-    /// Accepted prefixes per session before FRR tears the session down.
+    /// Prefixes per session (received, refused ones included) before FRR tears the session down.
     pub maximum_prefix: u32,
     /// Minutes until FRR re-establishes a session torn down by maximum-prefix; 0 keeps it down.
     pub maximum_prefix_restart: u16,

@@ -1,0 +1,62 @@
+//! Running commands with clear failures.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Runs `argv`, panicking with its output when it fails.
+pub fn run(argv: &[&str]) -> String {
+    let out = output(argv);
+    assert!(
+        out.status.success(),
+        "`{}` failed ({}): {}{}",
+        argv.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `argv` and returns its output whatever the exit status.
+pub fn output(argv: &[&str]) -> Output {
+    Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", argv.join(" ")))
+}
+
+/// Runs `argv` ignoring failure (cleanup).
+pub fn quiet(argv: &[&str]) {
+    let _ = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Fails with the install step when a program the lab needs is missing.
+pub fn require(program: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+        .unwrap_or(false)
+        || std::path::Path::new(program).is_file();
+    assert!(
+        found,
+        "{program} is missing: install it with `apt-get install -y {package}` (scripts/test does this)"
+    );
+}

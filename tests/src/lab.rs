@@ -1,0 +1,724 @@
+//! A gateway namespace running a real FRR instance, node namespaces running real GoBGP (the
+//! speaker Cilium embeds), all on one bridge that stands for the node network (VLAN 51).
+//!
+//! ```text
+//!  <id>gw:  br51 172.29.51.1/24 fd47:25e1:2f96:51::1/64 ── zebra + bgpd (FRR -N <id>gw)
+//!            ├── n1 ═ veth ═ eth0 <id>n1: 172.29.51.11 fd47:25e1:2f96:51::11  gobgpd AS 64513
+//!            ├── n2 ═ veth ═ eth0 <id>n2: 172.29.51.12 ...
+//!            └── ...
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bgplb_site::Site;
+
+use crate::cmd::{self, quiet, run, wait_for};
+
+/// The reference site every lab starts from.
+pub const REFERENCE_SITE: &str = include_str!("../../config/site.toml");
+
+/// Prefix of every lab namespace; the creator's pid follows it.
+const PREFIX: &str = "blt";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Debug, Clone)]
+pub struct LabSpec {
+    /// Node namespaces, named k8s-1, k8s-2, ...
+    pub nodes: usize,
+    /// Give nodes IPv6 addresses and IPv6 sessions.
+    pub ipv6: bool,
+    /// MD5 password on both sides.
+    pub password: Option<String>,
+    /// Graceful restart on the GoBGP side, with the N-bit, as Cilium sets it.
+    pub graceful_restart: bool,
+}
+
+impl Default for LabSpec {
+    fn default() -> Self {
+        LabSpec {
+            nodes: 1,
+            ipv6: true,
+            password: None,
+            graceful_restart: true,
+        }
+    }
+}
+
+pub struct Lab {
+    pub id: String,
+    /// Name of the gateway namespace (also the FRR instance name).
+    pub gw: String,
+    pub nodes: Vec<Node>,
+    pub spec: LabSpec,
+    /// Holds the lab's files: FRR logs, the site file, the agent's data dir.
+    pub dir: tempfile::TempDir,
+    frr: Vec<Child>,
+    namespaces: Vec<String>,
+}
+
+pub struct Node {
+    pub name: String,
+    pub ns: String,
+    pub ipv4: String,
+    pub ipv6: Option<String>,
+    gobgpd: Option<Child>,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+/// A route in the gateway's kernel table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelRoute {
+    pub dst: String,
+    pub protocol: String,
+    pub nexthops: BTreeSet<String>,
+}
+
+fn frr_etc(ns: &str) -> PathBuf {
+    Path::new("/etc/frr").join(ns)
+}
+
+fn frr_run(ns: &str) -> PathBuf {
+    Path::new("/var/run/frr").join(ns)
+}
+
+impl Lab {
+    /// Builds the lab and starts FRR and every node's GoBGP. Panics with the install step when a
+    /// prerequisite is missing.
+    pub fn start(spec: LabSpec) -> Lab {
+        cmd::require("ip", "iproute2");
+        cmd::require("/usr/lib/frr/bgpd", "frr");
+        cmd::require("vtysh", "frr");
+        cmd::require("gobgpd", "gobgpd");
+        cmd::require("gobgp", "gobgpd");
+        remove_stale_labs();
+
+        let id = format!(
+            "{PREFIX}{}x{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let gw = format!("{id}gw");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{id}-"))
+            .tempdir()
+            .expect("temp dir");
+        let mut lab = Lab {
+            id: id.clone(),
+            gw: gw.clone(),
+            nodes: Vec::new(),
+            spec: spec.clone(),
+            dir,
+            frr: Vec::new(),
+            namespaces: Vec::new(),
+        };
+
+        lab.add_namespace(&gw);
+        run(&["ip", "-n", &gw, "link", "add", "br51", "type", "bridge"]);
+        run(&[
+            "ip",
+            "-n",
+            &gw,
+            "addr",
+            "add",
+            "172.29.51.1/24",
+            "dev",
+            "br51",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &gw,
+            "addr",
+            "add",
+            "fd47:25e1:2f96:51::1/64",
+            "dev",
+            "br51",
+            "nodad",
+        ]);
+        run(&["ip", "-n", &gw, "link", "set", "br51", "up"]);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &gw,
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
+        ]);
+
+        for i in 1..=spec.nodes {
+            lab.add_node(i);
+        }
+        lab.start_frr();
+        for node in &mut lab.nodes {
+            node.start(&spec);
+        }
+        lab
+    }
+
+    fn add_namespace(&mut self, name: &str) {
+        run(&["ip", "netns", "add", name]);
+        self.namespaces.push(name.to_string());
+        run(&["ip", "-n", name, "link", "set", "lo", "up"]);
+    }
+
+    /// Adds node `i` (k8s-i, 172.29.51.(10+i)) with its link to the gateway's bridge; its GoBGP
+    /// is started by [`Lab::start`] or [`Lab::add_started_node`].
+    fn add_node(&mut self, i: usize) -> usize {
+        let ns = format!("{}n{i}", self.id);
+        self.add_namespace(&ns);
+        let port = format!("n{i}");
+        run(&[
+            "ip", "-n", &self.gw, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+            "netns", &ns,
+        ]);
+        run(&[
+            "ip", "-n", &self.gw, "link", "set", &port, "master", "br51", "up",
+        ]);
+        let ipv4 = format!("172.29.51.{}", 10 + i);
+        let ipv6 = self
+            .spec
+            .ipv6
+            .then(|| format!("fd47:25e1:2f96:51::{}", 10 + i));
+        run(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{ipv4}/24"),
+            "dev",
+            "eth0",
+        ]);
+        if let Some(v6) = &ipv6 {
+            run(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+        }
+        run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        run(&[
+            "ip",
+            "-n",
+            &ns,
+            "route",
+            "add",
+            "default",
+            "via",
+            "172.29.51.1",
+        ]);
+        if ipv6.is_some() {
+            run(&[
+                "ip",
+                "-n",
+                &ns,
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                "fd47:25e1:2f96:51::1",
+            ]);
+        }
+        self.nodes.push(Node {
+            name: format!("k8s-{i}"),
+            ns,
+            ipv4,
+            ipv6,
+            gobgpd: None,
+            config: self.dir.path().join(format!("gobgpd-{i}.toml")),
+            log: self.dir.path().join(format!("gobgpd-{i}.log")),
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Adds one more node namespace with GoBGP running; returns its index in `nodes`.
+    pub fn add_started_node(&mut self) -> usize {
+        let i = self.nodes.len() + 1;
+        let index = self.add_node(i);
+        let spec = self.spec.clone();
+        self.nodes[index].start(&spec);
+        index
+    }
+
+    /// Starts zebra and bgpd in the gateway namespace from /etc/frr/<gw>/frr.conf (written the
+    /// first time; afterwards it holds what `write memory` saved).
+    pub fn start_frr(&mut self) {
+        let etc = frr_etc(&self.gw);
+        let var = frr_run(&self.gw);
+        fs::create_dir_all(&etc).expect("create /etc/frr/<lab>");
+        fs::create_dir_all(&var).expect("create /var/run/frr/<lab>");
+        let conf = etc.join("frr.conf");
+        if !conf.exists() {
+            fs::write(
+                &conf,
+                format!(
+                    "frr defaults traditional\nhostname {}\nlog file {}\nno zebra nexthop kernel enable\n!\n",
+                    self.gw,
+                    self.dir.path().join("frr.log").display()
+                ),
+            )
+            .expect("write frr.conf");
+            fs::write(etc.join("vtysh.conf"), "service integrated-vtysh-config\n")
+                .expect("write vtysh.conf");
+        }
+        run(&[
+            "chown",
+            "-R",
+            "frr:frr",
+            &etc.display().to_string(),
+            &var.display().to_string(),
+        ]);
+        quiet(&["chown", "frr:frr", &self.dir.path().display().to_string()]);
+        for daemon in ["zebra", "bgpd"] {
+            let log =
+                fs::File::create(self.dir.path().join(format!("{daemon}.out"))).expect("log file");
+            let child = Command::new("ip")
+                .args(["netns", "exec", &self.gw, &format!("/usr/lib/frr/{daemon}")])
+                .args(["-N", &self.gw, "-f", &conf.display().to_string(), "-P", "0"])
+                .args([
+                    "-i",
+                    &var.join(format!("{daemon}.pid")).display().to_string(),
+                ])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {daemon}: {e}"));
+            self.frr.push(child);
+            if daemon == "zebra" {
+                wait_for("zebra's vty socket", Duration::from_secs(10), || {
+                    var.join("zebra.vty").exists().then_some(())
+                });
+            }
+        }
+        wait_for("bgpd to answer vtysh", Duration::from_secs(15), || {
+            let out = cmd::output(&["vtysh", "-N", &self.gw, "-c", "show bgp summary json"]);
+            out.status.success().then_some(())
+        });
+    }
+
+    /// Stops FRR (both daemons) as a crash would.
+    pub fn stop_frr(&mut self) {
+        for mut child in self.frr.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let var = frr_run(&self.gw);
+        for f in ["zebra.vty", "bgpd.vty", "zserv.api"] {
+            let _ = fs::remove_file(var.join(f));
+        }
+    }
+
+    /// vtysh against the lab's FRR.
+    pub fn vtysh(&self, command: &str) -> String {
+        run(&["vtysh", "-N", &self.gw, "-c", command])
+    }
+
+    pub fn vtysh_json(&self, command: &str) -> serde_json::Value {
+        let out = self.vtysh(command);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("`{command}` is not JSON ({e}): {out}"))
+    }
+
+    /// The site file for this lab: the reference site with the lab's nodes, FRR instance, data dir.
+    pub fn site(&self) -> Site {
+        let mut site = bgplb_site::parse(REFERENCE_SITE).expect("reference site parses");
+        site.agent.data_dir = self.dir.path().join("data");
+        site.agent.frr.instance = Some(self.gw.clone());
+        site.agent.frr.vtysh = PathBuf::from("/usr/bin/vtysh");
+        site.clusters[0].nodes = self
+            .nodes
+            .iter()
+            .map(|n| bgplb_site::StaticNode {
+                name: n.name.clone(),
+                ipv4: Some(n.ipv4.parse().expect("ipv4")),
+                ipv6: n.ipv6.as_ref().map(|a| a.parse().expect("ipv6")),
+            })
+            .collect();
+        if let Some(password) = &self.spec.password {
+            let file = self.dir.path().join("bgp-password");
+            fs::write(&file, password).expect("password file");
+            site.bgp.password_file = Some(file);
+        }
+        site
+    }
+
+    /// Writes `site` as the lab's site file and returns its path.
+    pub fn write_site(&self, site: &Site) -> PathBuf {
+        let path = self.dir.path().join("site.toml");
+        fs::write(&path, toml::to_string(site).expect("site serializes")).expect("write site");
+        path
+    }
+
+    /// Runs `bgplb-agent --config <lab site> ARGS` inside the gateway namespace.
+    pub fn agent(&self, args: &[&str]) -> Output {
+        let agent = crate::bins::path("bgplb-agent");
+        let site = self.dir.path().join("site.toml");
+        Command::new("ip")
+            .args(["netns", "exec", &self.gw])
+            .arg(agent)
+            .arg("--config")
+            .arg(site)
+            .args(args)
+            .output()
+            .expect("run bgplb-agent")
+    }
+
+    /// Like [`Lab::agent`], panicking with the output unless it succeeds; returns stdout.
+    pub fn agent_ok(&self, args: &[&str]) -> String {
+        let out = self.agent(args);
+        assert!(
+            out.status.success(),
+            "bgplb-agent {} failed ({}):\n{}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// BGP state per neighbour address, from FRR.
+    pub fn peer_states(&self) -> BTreeMap<String, String> {
+        let v = self.vtysh_json("show bgp neighbors json");
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, d)| (k.clone(), d["bgpState"].as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// (connectionsEstablished, connectionsDropped) per neighbour: a session reset changes them.
+    pub fn session_counters(&self) -> BTreeMap<String, (u64, u64)> {
+        let v = self.vtysh_json("show bgp neighbors json");
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, d)| {
+                        (
+                            k.clone(),
+                            (
+                                d["connectionsEstablished"].as_u64().unwrap_or(0),
+                                d["connectionsDropped"].as_u64().unwrap_or(0),
+                            ),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits until every listed neighbour is Established (at most 60 s).
+    pub fn wait_established(&self, addresses: &[&str]) {
+        wait_for(
+            &format!("sessions {addresses:?} to be Established"),
+            Duration::from_secs(60),
+            || {
+                let states = self.peer_states();
+                addresses
+                    .iter()
+                    .all(|a| states.get(*a).map(String::as_str) == Some("Established"))
+                    .then_some(())
+            },
+        );
+    }
+
+    /// Writes `site`, applies it with the agent and waits until every node's sessions are up.
+    pub fn apply_and_wait(&self, site: &Site) -> String {
+        self.write_site(site);
+        let out = self.agent_ok(&["apply"]);
+        let addresses = self.all_node_addresses();
+        self.wait_established(&addresses.iter().map(String::as_str).collect::<Vec<_>>());
+        out
+    }
+
+    /// A vtysh stand-in: a shell script run instead of vtysh by the agent (set it as
+    /// `agent.frr.vtysh`). `$VTYSH` in the body is the real vtysh.
+    pub fn vtysh_wrapper(&self, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        fs::write(&path, format!("#!/bin/sh\nVTYSH=/usr/bin/vtysh\n{body}\n"))
+            .expect("write wrapper");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
+        path
+    }
+
+    /// The gateway's bgpd pid (for wrappers that simulate a crash).
+    pub fn bgpd_pid_file(&self) -> PathBuf {
+        frr_run(&self.gw).join("bgpd.pid")
+    }
+
+    /// Every address of every node (IPv4 and, when present, IPv6).
+    pub fn all_node_addresses(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .flat_map(|n| std::iter::once(n.ipv4.clone()).chain(n.ipv6.clone()))
+            .collect()
+    }
+
+    /// Routes in the gateway's kernel table for one family (`-4` or `-6`).
+    pub fn kernel_routes(&self, family: &str) -> Vec<KernelRoute> {
+        let out = run(&["ip", "-n", &self.gw, family, "-j", "route", "show"]);
+        let routes: Vec<serde_json::Value> = serde_json::from_str(&out).expect("ip -j route");
+        routes
+            .iter()
+            .map(|r| {
+                let mut nexthops = BTreeSet::new();
+                if let Some(g) = r["gateway"].as_str() {
+                    nexthops.insert(g.to_string());
+                }
+                for nh in r["nexthops"].as_array().into_iter().flatten() {
+                    if let Some(g) = nh["gateway"].as_str() {
+                        nexthops.insert(g.to_string());
+                    }
+                }
+                KernelRoute {
+                    dst: r["dst"].as_str().unwrap_or("").to_string(),
+                    protocol: r["protocol"].as_str().unwrap_or("").to_string(),
+                    nexthops,
+                }
+            })
+            .collect()
+    }
+
+    /// The kernel route for `dst` if it is a BGP route.
+    pub fn bgp_route(&self, dst: &str) -> Option<KernelRoute> {
+        let family = if dst.contains(':') { "-6" } else { "-4" };
+        let host = dst.split('/').next().unwrap_or(dst);
+        self.kernel_routes(family)
+            .into_iter()
+            .find(|r| (r.dst == dst || r.dst == host) && r.protocol == "bgp")
+    }
+
+    /// Waits until the kernel has a BGP route for `dst` with exactly `nexthops`.
+    pub fn wait_route(&self, dst: &str, nexthops: &[&str]) {
+        let want: BTreeSet<String> = nexthops.iter().map(|s| s.to_string()).collect();
+        wait_for(
+            &format!("kernel route {dst} via {nexthops:?}"),
+            Duration::from_secs(30),
+            || {
+                self.bgp_route(dst)
+                    .filter(|r| r.nexthops == want)
+                    .map(|_| ())
+            },
+        );
+    }
+
+    /// The prefixes FRR accepted from `neighbor` (in its BGP table).
+    pub fn accepted_from(&self, neighbor: &str) -> BTreeSet<String> {
+        let afi = if neighbor.contains(':') {
+            "ipv6"
+        } else {
+            "ipv4"
+        };
+        let v = self.vtysh_json(&format!(
+            "show bgp {afi} unicast neighbors {neighbor} routes json"
+        ));
+        v["routes"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The prefixes `neighbor` sent, before policy (soft-reconfiguration inbound).
+    pub fn received_from(&self, neighbor: &str) -> BTreeSet<String> {
+        let afi = if neighbor.contains(':') {
+            "ipv6"
+        } else {
+            "ipv4"
+        };
+        let v = self.vtysh_json(&format!(
+            "show bgp {afi} unicast neighbors {neighbor} received-routes json"
+        ));
+        v["receivedRoutes"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The running configuration.
+    pub fn running_config(&self) -> String {
+        self.vtysh("show running-config")
+    }
+}
+
+impl Node {
+    fn start(&mut self, spec: &LabSpec) {
+        let mut conf = format!(
+            "[global.config]\n  as = 64513\n  router-id = \"{}\"\n  port = -1\n",
+            self.ipv4
+        );
+        let mut neighbor = |addr: &str, afi: &str| {
+            conf.push_str(&format!(
+                "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{addr}\"\n    peer-as = 64512\n"
+            ));
+            if let Some(p) = &spec.password {
+                conf.push_str(&format!("    auth-password = \"{p}\"\n"));
+            }
+            conf.push_str(
+                "  [neighbors.timers.config]\n    connect-retry = 1\n    hold-time = 9\n    keepalive-interval = 3\n    idle-hold-time-after-reset = 1\n",
+            );
+            if spec.graceful_restart {
+                conf.push_str(
+                    "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = 120\n    notification-enabled = true\n",
+                );
+            }
+            conf.push_str(&format!(
+                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{afi}\"\n"
+            ));
+            if spec.graceful_restart {
+                conf.push_str(
+                    "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n",
+                );
+            }
+        };
+        neighbor("172.29.51.1", "ipv4-unicast");
+        if self.ipv6.is_some() {
+            neighbor("fd47:25e1:2f96:51::1", "ipv6-unicast");
+        }
+        fs::write(&self.config, conf).expect("write gobgpd config");
+        let log = fs::File::create(&self.log).expect("gobgpd log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "gobgpd", "-f"])
+            .arg(&self.config)
+            .args(["--api-hosts", "127.0.0.1:50051", "--log-plain"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start gobgpd");
+        self.gobgpd = Some(child);
+        wait_for(
+            &format!("gobgpd API on {}", self.name),
+            Duration::from_secs(15),
+            || {
+                cmd::output(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    &self.ns,
+                    "gobgp",
+                    "-u",
+                    "127.0.0.1",
+                    "-p",
+                    "50051",
+                    "global",
+                ])
+                .status
+                .success()
+                .then_some(())
+            },
+        );
+    }
+
+    fn gobgp(&self, args: &[&str]) -> String {
+        let mut argv = vec![
+            "ip",
+            "netns",
+            "exec",
+            &self.ns,
+            "gobgp",
+            "-u",
+            "127.0.0.1",
+            "-p",
+            "50051",
+        ];
+        argv.extend_from_slice(args);
+        run(&argv)
+    }
+
+    /// Announces `prefix` (a /32 or /128, or anything else to test refusals) with `communities`.
+    pub fn announce(&self, prefix: &str, communities: &[&str]) {
+        let afi = if prefix.contains(':') { "ipv6" } else { "ipv4" };
+        let mut args = vec!["global", "rib", "add", "-a", afi, prefix];
+        if !communities.is_empty() {
+            args.push("community");
+            args.extend_from_slice(communities);
+        }
+        self.gobgp(&args);
+    }
+
+    pub fn withdraw(&self, prefix: &str) {
+        let afi = if prefix.contains(':') { "ipv6" } else { "ipv4" };
+        self.gobgp(&["global", "rib", "del", "-a", afi, prefix]);
+    }
+
+    /// Stops this node's GoBGP (the process only: the namespace stays).
+    pub fn stop_bgp(&mut self) {
+        if let Some(mut c) = self.gobgpd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop_bgp();
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop_bgp();
+        }
+        self.stop_frr();
+        for ns in self.namespaces.iter().rev() {
+            quiet(&["ip", "netns", "delete", ns]);
+        }
+        let _ = fs::remove_dir_all(frr_etc(&self.gw));
+        let _ = fs::remove_dir_all(frr_run(&self.gw));
+        if std::thread::panicking() {
+            // Keep the logs of a failed test: print where they are.
+            let keep = self.dir.path().to_path_buf();
+            eprintln!("lab {}: logs in {}", self.id, keep.display());
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+            let _ = dir.keep();
+        }
+    }
+}
+
+/// Removes labs whose creating test process is gone (a run killed before its drops ran): their
+/// processes (found inside their namespaces only), namespaces and FRR directories.
+fn remove_stale_labs() {
+    let out = cmd::output(&["ip", "netns", "list"]);
+    let list = String::from_utf8_lossy(&out.stdout);
+    for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('x').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let pids = cmd::output(&["ip", "netns", "pids", name]);
+        for p in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            quiet(&["kill", "-9", p]);
+        }
+        quiet(&["ip", "netns", "delete", name]);
+        let _ = fs::remove_dir_all(frr_etc(name));
+        let _ = fs::remove_dir_all(frr_run(name));
+    }
+}
