@@ -133,6 +133,12 @@ pub struct CommunityListEntry {
 pub struct RouteMap {
     pub name: String,
     pub entries: Vec<RouteMapEntry>,
+    /// `no route-map NAME optimization`. FRR 8.x indexes route-map entries by the prefixes of the
+    /// prefix-lists they match, and that index loses a prefix when an entry with the same prefix
+    /// is removed and re-added under another sequence number (seen with FRR 8.4 when a pool
+    /// change renumbers the list: the VIP was refused although the list permitted it). bgplb's
+    /// route-maps have one entry, so the index buys nothing.
+    pub optimization_disabled: bool,
 }
 
 /// `route-map NAME permit|deny SEQ` with its match and set clauses.

@@ -25,7 +25,7 @@ pub struct Owned {
     pub asn: Option<u32>,
     /// ASNs of other default-VRF `router bgp` instances found (there can be only one in FRR).
     pub other_router_bgp: Vec<u32>,
-    /// Owned top-level single lines: prefix-list and community-list entries.
+    /// Owned top-level single lines: prefix-list and community-list entries, route-map options.
     pub top: Vec<String>,
     /// Owned route-map entries: `route-map NAME ACTION SEQ` → its clauses.
     pub route_maps: Vec<(String, Vec<String>)>,
@@ -54,6 +54,7 @@ impl Owned {
             match words.as_slice() {
                 ["ip" | "ipv6", "prefix-list", name, ..]
                 | ["bgp", "community-list", _, name, ..]
+                | ["no", "route-map", name, "optimization"]
                     if naming::is_ours(name) =>
                 {
                     owned.top.push(s.line.clone());

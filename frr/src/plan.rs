@@ -90,7 +90,25 @@ pub fn plan(desired: &Owned, running: &Owned) -> Result<Plan, PlanError> {
     let router_bgp = format!("router bgp {asn}");
     let mut plan = Plan::default();
 
-    // Phase 1: filters and route-maps the new configuration needs.
+    // Phase 1: filters and route-maps the new configuration needs. FRR silently ignores a
+    // prefix-list entry whose content already exists under another sequence number, so an entry
+    // that moves is removed from its old place first.
+    let added_content: BTreeSet<String> = desired
+        .top
+        .iter()
+        .filter(|l| !running.top.contains(l))
+        .filter_map(|l| prefix_list_content(l))
+        .collect();
+    let mut moved: Vec<String> = Vec::new();
+    for line in running.top.iter().filter(|l| !desired.top.contains(l)) {
+        if prefix_list_content(line).is_some_and(|c| added_content.contains(&c)) {
+            plan.changes.push(Change::Remove {
+                path: Vec::new(),
+                line: line.clone(),
+            });
+            moved.push(line.clone());
+        }
+    }
     diff_lines(
         &mut plan,
         &[],
@@ -181,6 +199,32 @@ pub fn plan(desired: &Owned, running: &Owned) -> Result<Plan, PlanError> {
     }
 
     // Phase 3: filters and route-maps nothing uses any more.
+    let remaining: Vec<String> = running
+        .top
+        .iter()
+        .filter(|l| !moved.contains(l))
+        .cloned()
+        .collect();
+    // A route-map that goes away takes its options with it; negating `no route-map X
+    // optimization` afterwards would create an empty route-map X again.
+    let gone_maps: BTreeSet<&str> = running
+        .route_maps
+        .iter()
+        .filter_map(|(h, _)| h.split_whitespace().nth(1))
+        .filter(|name| {
+            !desired
+                .route_maps
+                .iter()
+                .any(|(h, _)| h.split_whitespace().nth(1) == Some(*name))
+        })
+        .collect();
+    let remaining: Vec<String> = remaining
+        .into_iter()
+        .filter(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            !matches!(w.as_slice(), ["no", "route-map", name, "optimization"] if gone_maps.contains(name))
+        })
+        .collect();
     for (head, _) in &running.route_maps {
         if !desired.route_maps.iter().any(|(h, _)| h == head) {
             plan.changes
@@ -191,7 +235,7 @@ pub fn plan(desired: &Owned, running: &Owned) -> Result<Plan, PlanError> {
         &mut plan,
         &[],
         &desired.top,
-        &running.top,
+        &remaining,
         &BTreeSet::new(),
         Side::Remove,
     );
@@ -287,8 +331,24 @@ pub fn replace_key(line: &str) -> Option<String> {
     Some(key)
 }
 
-/// FRR's negation of a configuration line.
+/// A prefix-list entry without its sequence number: what FRR considers a duplicate.
+fn prefix_list_content(line: &str) -> Option<String> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    match w.as_slice() {
+        [ip @ ("ip" | "ipv6"), "prefix-list", name, "seq", _, rest @ ..] => {
+            Some(format!("{ip} prefix-list {name} {}", rest.join(" ")))
+        }
+        _ => None,
+    }
+}
+
+/// FRR's negation of a configuration line. Prefix-list entries are removed by sequence number
+/// alone, which is what FRR does whatever follows it.
 pub fn negate(line: &str) -> String {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    if let [ip @ ("ip" | "ipv6"), "prefix-list", name, "seq", seq, ..] = w.as_slice() {
+        return format!("no {ip} prefix-list {name} seq {seq}");
+    }
     match line.strip_prefix("no ") {
         Some(positive) => positive.to_string(),
         None => format!("no {line}"),
@@ -407,5 +467,166 @@ impl fmt::Display for Plan {
             writeln!(f, "{c}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_text(desired: &str, running: &str) -> Plan {
+        plan(&Owned::from_text(desired), &Owned::from_text(running)).expect("plan")
+    }
+
+    const BASE: &str = "\
+ip prefix-list BGPLB-c-POOLS-V4 seq 10 permit 172.29.52.100/30 ge 32
+ip prefix-list BGPLB-c-POOLS-V4 seq 20 permit 172.29.52.200/29 ge 32
+route-map BGPLB-c-IN-V4 permit 10
+ match ip address prefix-list BGPLB-c-POOLS-V4
+exit
+router bgp 64512
+ bgp router-id 172.29.51.1
+ neighbor BGPLB-c-V4 peer-group
+ neighbor BGPLB-c-V4 remote-as 64513
+ neighbor BGPLB-c-V4 timers 3 9
+ neighbor 172.29.51.11 peer-group BGPLB-c-V4
+ neighbor 172.29.51.11 description k8s-1
+ neighbor 172.29.51.12 peer-group BGPLB-c-V4
+ neighbor 172.29.51.12 description k8s-2
+ address-family ipv4 unicast
+  neighbor BGPLB-c-V4 activate
+  neighbor BGPLB-c-V4 route-map BGPLB-c-IN-V4 in
+  maximum-paths 2
+ exit-address-family
+exit
+";
+
+    #[test]
+    fn same_config_plans_nothing() {
+        assert!(plan_text(BASE, BASE).is_empty());
+    }
+
+    #[test]
+    fn removing_a_node_is_one_command() {
+        let desired = BASE
+            .replace(" neighbor 172.29.51.12 peer-group BGPLB-c-V4\n", "")
+            .replace(" neighbor 172.29.51.12 description k8s-2\n", "");
+        let p = plan_text(&desired, BASE);
+        assert_eq!(
+            p.changes,
+            [Change::RemoveNeighbor {
+                router_bgp: "router bgp 64512".into(),
+                name: "172.29.51.12".into(),
+                peer_group: false
+            }]
+        );
+        assert_eq!(
+            p.script(),
+            "router bgp 64512\n no neighbor 172.29.51.12\nexit\n"
+        );
+    }
+
+    #[test]
+    fn changed_values_are_overwritten_not_negated() {
+        let desired = BASE
+            .replace("timers 3 9", "timers 5 15")
+            .replace("maximum-paths 2", "maximum-paths 3");
+        let p = plan_text(&desired, BASE);
+        assert_eq!(
+            p.script(),
+            "router bgp 64512\n neighbor BGPLB-c-V4 timers 5 15\n address-family ipv4 unicast\n  maximum-paths 3\n exit-address-family\nexit\n"
+        );
+    }
+
+    #[test]
+    fn a_prefix_list_entry_that_moves_is_removed_from_its_old_place_first() {
+        // A pool inserted before the second entry renumbers it: FRR would silently ignore the
+        // entry at its new sequence number while the old one exists.
+        let desired = BASE.replace(
+            "ip prefix-list BGPLB-c-POOLS-V4 seq 20 permit 172.29.52.200/29 ge 32\n",
+            "ip prefix-list BGPLB-c-POOLS-V4 seq 20 permit 172.29.52.150/31 ge 32\n\
+             ip prefix-list BGPLB-c-POOLS-V4 seq 30 permit 172.29.52.200/29 ge 32\n",
+        );
+        let p = plan_text(&desired, BASE);
+        assert_eq!(
+            p.script(),
+            "no ip prefix-list BGPLB-c-POOLS-V4 seq 20\n\
+             ip prefix-list BGPLB-c-POOLS-V4 seq 20 permit 172.29.52.150/31 ge 32\n\
+             ip prefix-list BGPLB-c-POOLS-V4 seq 30 permit 172.29.52.200/29 ge 32\n"
+        );
+    }
+
+    #[test]
+    fn route_map_clause_change_replaces_without_negating() {
+        let desired = BASE.replace(
+            " match ip address prefix-list BGPLB-c-POOLS-V4",
+            " match ip address prefix-list BGPLB-c-POOLS2-V4",
+        );
+        let p = plan_text(&desired, BASE);
+        assert_eq!(
+            p.script(),
+            "route-map BGPLB-c-IN-V4 permit 10\n match ip address prefix-list BGPLB-c-POOLS2-V4\nexit\n"
+        );
+    }
+
+    #[test]
+    fn operator_configuration_is_never_touched() {
+        let running = format!(
+            "{BASE}ip prefix-list UPLINK seq 5 permit 10.0.0.0/8\nroute-map UPLINK permit 10\nexit\n"
+        )
+        .replace(
+            " neighbor 172.29.51.11 peer-group",
+            " neighbor 192.0.2.1 remote-as 65000\n neighbor 172.29.51.11 peer-group",
+        );
+        assert!(plan_text(BASE, &running).is_empty());
+    }
+
+    #[test]
+    fn a_foreign_neighbour_on_a_node_address_is_taken_over_with_a_warning() {
+        let running = BASE
+            .replace(
+                " neighbor 172.29.51.12 peer-group BGPLB-c-V4\n",
+                " neighbor 172.29.51.12 remote-as 64513\n",
+            )
+            .replace(" neighbor 172.29.51.12 description k8s-2\n", "");
+        let p = plan_text(BASE, &running);
+        assert_eq!(p.warnings.len(), 1, "{p}");
+        assert!(p.script().starts_with("router bgp 64512\n no neighbor 172.29.51.12\n neighbor 172.29.51.12 peer-group BGPLB-c-V4\n"), "{}", p.script());
+    }
+
+    #[test]
+    fn another_bgp_instance_is_an_error() {
+        let running = "router bgp 65000\n bgp router-id 10.0.0.1\nexit\n";
+        let err = plan(&Owned::from_text(BASE), &Owned::from_text(running)).unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::OtherRouterBgp {
+                running: 65000,
+                desired: 64512
+            }
+        );
+    }
+
+    #[test]
+    fn teardown_removes_everything_owned_in_safe_order() {
+        let mut empty = Owned::from_text("router bgp 64512\nexit\n");
+        empty.asn = Some(64512);
+        let p = plan(&empty, &Owned::from_text(BASE)).unwrap();
+        let script = p.script();
+        // Sessions go before the filters they use.
+        let neighbor = script.find("no neighbor 172.29.51.11").unwrap();
+        let group = script.find("no neighbor BGPLB-c-V4 peer-group").unwrap();
+        let route_map = script.find("no route-map BGPLB-c-IN-V4 permit 10").unwrap();
+        let list = script
+            .find("no ip prefix-list BGPLB-c-POOLS-V4 seq 10")
+            .unwrap();
+        assert!(
+            neighbor < group && group < route_map && route_map < list,
+            "{script}"
+        );
+        assert!(
+            !script.contains("timers"),
+            "lines of deleted objects are not negated one by one: {script}"
+        );
     }
 }

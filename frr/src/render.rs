@@ -54,6 +54,9 @@ pub fn render(config: &Config) -> String {
         for entry in entries {
             render_route_map_entry(&mut out, &map.name, entry);
         }
+        if map.optimization_disabled {
+            let _ = writeln!(out, "no route-map {} optimization\n!", map.name);
+        }
     }
 
     render_bgp(&mut out, &config.bgp);

@@ -95,6 +95,7 @@ pub fn gateway_config(site: &Site, inputs: &GatewayInputs) -> Config {
             route_maps.push(RouteMap {
                 name: naming::route_map_in(&cluster.name, family),
                 entries: vec![entry],
+                optimization_disabled: true,
             });
             let group = naming::peer_group(&cluster.name, family);
             peer_groups.push(PeerGroup {
@@ -158,6 +159,7 @@ pub fn gateway_config(site: &Site, inputs: &GatewayInputs) -> Config {
             matches: Vec::new(),
             sets: Vec::new(),
         }],
+        optimization_disabled: false,
     });
 
     let maximum_paths = |family: Family| -> Option<u16> {

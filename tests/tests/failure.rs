@@ -1,0 +1,230 @@
+//! Failure handling: FRR down, FRR dying half-way through an apply, FRR refusing a command, and
+//! rollback to a chosen generation.
+
+use bgplb_frr::{plan::plan, Owned};
+use bgplb_tests::{Lab, LabSpec};
+
+/// Whether FRR's running configuration matches `config` in everything bgplb owns.
+fn runs(lab: &Lab, config: &str) -> Result<(), String> {
+    let p = plan(
+        &Owned::from_text(config),
+        &Owned::from_text(&lab.running_config()),
+    )
+    .expect("plan");
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(p.to_string())
+    }
+}
+
+fn history(lab: &Lab) -> Vec<serde_json::Value> {
+    serde_json::from_str(&lab.agent_ok(&["history", "--json"])).expect("history json")
+}
+
+fn generation_config(lab: &Lab, n: i64) -> String {
+    lab.agent_ok(&["history", "--show", &n.to_string()])
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A second site: one node fewer, one pool fewer, other timers.
+fn changed(site: &bgplb_site::Site) -> bgplb_site::Site {
+    let mut s = site.clone();
+    s.clusters[0].nodes.pop();
+    s.pools.retain(|p| p.name != "bgp-ingress");
+    s.bgp.keepalive = 5;
+    s.bgp.hold = 15;
+    s
+}
+
+#[test]
+fn frr_down_is_a_clear_error_and_changes_nothing() {
+    let mut lab = Lab::start(LabSpec {
+        nodes: 1,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let site = lab.site();
+    lab.write_site(&site);
+    lab.agent_ok(&["apply"]);
+    let gen1 = generation_config(&lab, 1);
+
+    lab.stop_frr();
+    lab.write_site(&changed(&site));
+    let out = lab.agent(&["apply"]);
+    assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("FRR is not answering"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        history(&lab).len(),
+        1,
+        "an apply that never reached FRR recorded a generation"
+    );
+
+    // FRR comes back with what was saved after generation 1; the retry applies the change.
+    lab.start_frr();
+    runs(&lab, &gen1).expect("FRR restarted with generation 1");
+    lab.agent_ok(&["apply"]);
+    runs(&lab, &generation_config(&lab, 2)).expect("generation 2 runs");
+}
+
+#[test]
+fn frr_dying_mid_apply_leaves_nothing_half_applied() {
+    let mut lab = Lab::start(LabSpec {
+        nodes: 3,
+        ..LabSpec::default()
+    });
+    let site = lab.site();
+    lab.write_site(&site);
+    lab.agent_ok(&["apply"]);
+    let gen1 = generation_config(&lab, 1);
+
+    // A vtysh that applies the first half of a script, then kills bgpd (a crash mid-apply).
+    let mut broken = changed(&site);
+    broken.agent.frr.vtysh = lab.vtysh_wrapper(
+        "vtysh-crash",
+        &format!(
+            r#"script=""; prev=""
+for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
+if [ -n "$script" ]; then
+  half=$(( $(wc -l < "$script") / 2 ))
+  head -n "$half" "$script" > "$script.half"
+  $VTYSH -N {gw} -f "$script.half"
+  kill -9 "$(cat {pid})"
+  exit 0
+fi
+exec $VTYSH "$@""#,
+            gw = lab.gw,
+            pid = lab.bgpd_pid_file().display()
+        ),
+    );
+    lab.write_site(&broken);
+    let out = lab.agent(&["apply"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("generation 2 was not applied"), "{err}");
+    assert!(
+        err.contains("rolling back to generation 1 failed too"),
+        "{err}"
+    );
+    let h = history(&lab);
+    assert_eq!(h[0]["outcome"], "failed");
+    let status: serde_json::Value =
+        serde_json::from_str(&lab.agent_ok(&["status", "--json"])).unwrap();
+    assert_eq!(
+        status["generation"]["number"], 1,
+        "the failed attempt displaced generation 1"
+    );
+    assert_eq!(status["last_failure"]["number"], 2);
+
+    // FRR restarts from what was saved after generation 1: nothing of the half-applied script.
+    lab.stop_frr();
+    lab.start_frr();
+    runs(&lab, &gen1).expect("FRR came back with generation 1 exactly");
+
+    // With a working vtysh the retry applies the change in full.
+    lab.write_site(&changed(&site));
+    lab.agent_ok(&["apply"]);
+    let h = history(&lab);
+    assert_eq!(
+        (h[0]["number"].as_i64(), h[0]["outcome"].as_str()),
+        (Some(3), Some("applied"))
+    );
+    runs(&lab, &generation_config(&lab, 3)).expect("generation 3 runs in full");
+}
+
+#[test]
+fn a_refused_command_rolls_back_to_the_last_good_generation() {
+    let lab = Lab::start(LabSpec {
+        nodes: 2,
+        ..LabSpec::default()
+    });
+    let site = lab.site();
+    lab.apply_and_wait(&site);
+    let gen1 = generation_config(&lab, 1);
+    let before = lab.session_counters();
+
+    // A vtysh that slips a line FRR refuses into every apply script (not into rollbacks).
+    let mut broken = changed(&site);
+    broken.clusters[0].nodes = site.clusters[0].nodes.clone();
+    broken.agent.frr.vtysh = lab.vtysh_wrapper(
+        "vtysh-refused",
+        r#"script=""; prev=""
+for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
+case "$script" in
+  */apply.vtysh) printf 'router bgp 64512\n neighbor BGPLB-home-V4 frobnicate\nexit\n' >> "$script" ;;
+esac
+exec $VTYSH "$@""#,
+    );
+    lab.write_site(&broken);
+    let out = lab.agent(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("FRR refused part of the configuration"),
+        "{err}"
+    );
+    assert!(err.contains("Unknown command"), "{err}");
+    assert!(err.contains("FRR was rolled back to generation 1"), "{err}");
+    runs(&lab, &gen1).expect("FRR runs generation 1 again");
+    let h = history(&lab);
+    assert_eq!(h[0]["outcome"], "failed");
+    assert_eq!(h[0]["rolled_back_to"], 1);
+    assert_eq!(
+        lab.session_counters(),
+        before,
+        "the failed apply and its rollback reset a session"
+    );
+}
+
+#[test]
+fn rollback_restores_a_generation_exactly() {
+    let lab = Lab::start(LabSpec {
+        nodes: 2,
+        ..LabSpec::default()
+    });
+    let site = lab.site();
+    lab.write_site(&site);
+    lab.agent_ok(&["apply"]);
+    let second = changed(&site);
+    lab.write_site(&second);
+    lab.agent_ok(&["apply"]);
+    let mut third = second.clone();
+    third.bgp.require_community = false;
+    lab.write_site(&third);
+    lab.agent_ok(&["apply"]);
+    let gen1 = generation_config(&lab, 1);
+    runs(&lab, &generation_config(&lab, 3)).unwrap();
+
+    let out = lab.agent_ok(&["rollback", "--to", "1"]);
+    assert!(out.contains("restoring generation 1"), "{out}");
+    assert!(out.contains("generation 4 applied"), "{out}");
+    runs(&lab, &gen1).expect("generation 1 runs again");
+    assert_eq!(
+        generation_config(&lab, 4),
+        gen1,
+        "generation 4 is not generation 1's config"
+    );
+    let h = history(&lab);
+    assert_eq!(
+        (h[0]["source"].as_str(), h[0]["restores"].as_i64()),
+        (Some("rollback"), Some(1))
+    );
+
+    // Without --to: back to the applied generation before the current one (3).
+    lab.agent_ok(&["rollback"]);
+    runs(&lab, &generation_config(&lab, 3)).expect("generation 3 runs again");
+
+    let out = lab.agent(&["rollback", "--to", "42"]);
+    assert!(
+        stderr(&out).contains("there is no generation 42"),
+        "{}",
+        stderr(&out)
+    );
+}
