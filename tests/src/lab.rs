@@ -555,6 +555,42 @@ impl Lab {
             .unwrap_or_default()
     }
 
+    /// Feeds a configuration file to this lab's FRR the way the agent would, and checks FRR's own
+    /// verdict: vtysh's dry-run parser accepts every line, applying it prints no error, and the
+    /// running config reads back identical in everything bgplb owns.
+    pub fn check_config(&self, conf: &Path) -> Result<(), String> {
+        let file = conf.display().to_string();
+        let dry = cmd::output(&["vtysh", "-N", &self.gw, "--dryrun", "-f", &file]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&dry.stdout),
+            String::from_utf8_lossy(&dry.stderr)
+        );
+        if !dry.status.success() || text.contains("% ") {
+            return Err(format!("vtysh --dryrun refused {file}: {}", text.trim()));
+        }
+        let out = cmd::output(&["vtysh", "-N", &self.gw, "-f", &file]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() || text.contains("% ") {
+            return Err(format!("FRR refused {file}: {}", text.trim()));
+        }
+        let wanted = std::fs::read_to_string(conf).map_err(|e| e.to_string())?;
+        let rest = bgplb_frr::plan::plan(
+            &bgplb_frr::Owned::from_text(&wanted),
+            &bgplb_frr::Owned::from_text(&self.running_config()),
+        )
+        .map_err(|e| e.to_string())?;
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{file} does not read back identical:\n{rest}"))
+        }
+    }
+
     /// The running configuration.
     pub fn running_config(&self) -> String {
         self.vtysh("show running-config")
