@@ -227,7 +227,11 @@ pub fn render_table(s: &Status) -> String {
             p.family.to_string(),
             p.address.clone(),
             state,
-            uptime(p.uptime_secs),
+            if p.state == "Established" {
+                uptime(p.uptime_secs)
+            } else {
+                "-".to_string()
+            },
             p.received.to_string(),
             p.accepted.to_string(),
             p.dropped.to_string(),
@@ -251,9 +255,6 @@ pub fn render_table(s: &Status) -> String {
 }
 
 fn uptime(secs: u64) -> String {
-    if secs == 0 {
-        return "-".into();
-    }
     let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     if d > 0 {
         format!("{d}d{h:02}h")

@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-/// Path of a workspace binary next to the running test executable (target/<profile>/NAME).
+/// Path of a workspace binary in the running executable's target directory (target/<profile>/NAME).
 pub fn path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test executable lives in target/<profile>/deps");
+    let exe = std::env::current_exe().expect("executable path");
+    // Tests run from target/<profile>/deps/, lab binaries from target/<profile>/.
+    let mut dir = exe.parent().expect("executable has a directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().expect("target/<profile>");
+    }
     let bin = dir.join(name);
     assert!(
         bin.is_file(),

@@ -1,0 +1,231 @@
+//! `bgplb-bench`: figures for the agent's core.
+//!
+//! 1. Render + plan, pure, for 250 dual-stack nodes and 20 pools (no FRR needed).
+//! 2. With real FRR (root): the time to apply a one-pool change and to add one node, with
+//!    bgplb-agent (plan + one `vtysh -f` batch + read-back verification + write memory) versus
+//!    frr-reload.py on the same FRR and the same change.
+//!
+//! Wall-clock figures from a shared machine: run it a few times and compare medians.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use bgplb_frr::{plan::plan, render::render, Owned};
+use bgplb_site::{gateway_config, GatewayInputs, NodeSpec, Pool, Site};
+use bgplb_tests::{Lab, LabSpec};
+
+/// A change to a site, applied forward and back.
+type SiteChange = Box<dyn Fn(&mut Site)>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    pure();
+    if args.iter().any(|a| a == "--pure") {
+        return;
+    }
+    with_frr();
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A site with `nodes` dual-stack nodes in a /22 and `pools` pools (IPv4 and IPv6 halves).
+fn big_site(nodes: usize, pools: usize) -> (Site, GatewayInputs) {
+    let mut site = bgplb_site::parse(bgplb_tests::lab::REFERENCE_SITE).expect("reference site");
+    site.clusters[0].node_subnets = vec![
+        "172.29.48.0/22".parse().unwrap(),
+        "fd47:25e1:2f96:51::/64".parse().unwrap(),
+    ];
+    site.clusters[0].max_nodes = 1000;
+    site.clusters[0].nodes.clear();
+    site.pools = (0..pools)
+        .map(|i| {
+            let block = if i % 2 == 0 {
+                let start = 10 + i * 10;
+                format!("172.29.52.{start}-172.29.52.{}", start + 7)
+            } else {
+                format!("fd47:25e1:2f96:52:{:x}::/120", 0x100 + i)
+            };
+            Pool {
+                name: format!("pool-{i}"),
+                blocks: vec![block],
+                disabled: false,
+                cluster: None,
+            }
+        })
+        .collect();
+    assert!(site.validate().is_empty(), "{:?}", site.validate());
+    let nodes: Vec<NodeSpec> = (0..nodes)
+        .map(|i| NodeSpec {
+            name: format!("node-{i}"),
+            ipv4: Some(IpAddr::from([
+                172,
+                29,
+                48 + (i / 250) as u8,
+                (i % 250 + 2) as u8,
+            ])),
+            ipv6: Some(
+                format!("fd47:25e1:2f96:51::{:x}", 0x100 + i)
+                    .parse()
+                    .unwrap(),
+            ),
+            shutdown: false,
+        })
+        .collect();
+    let mut inputs = GatewayInputs::from_site(&site, None);
+    inputs.nodes.insert("home".into(), nodes);
+    (site, inputs)
+}
+
+fn pure() {
+    println!("== render + plan, 250 dual-stack nodes, 20 pools (pure, median of 50)");
+    let (site, inputs) = big_site(250, 20);
+    let text = render(&gateway_config(&site, &inputs));
+    let mut changed_inputs = inputs.clone();
+    changed_inputs.nodes.get_mut("home").unwrap().pop();
+    let running = render(&gateway_config(&site, &changed_inputs));
+    let (mut r, mut p, mut np) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..50 {
+        let t = Instant::now();
+        let desired = render(&gateway_config(&site, &inputs));
+        r.push(t.elapsed());
+        let t = Instant::now();
+        let result = plan(&Owned::from_text(&desired), &Owned::from_text(&running)).unwrap();
+        p.push(t.elapsed());
+        assert_eq!(result.changes.len(), 4);
+        let t = Instant::now();
+        let none = plan(&Owned::from_text(&desired), &Owned::from_text(&desired)).unwrap();
+        np.push(t.elapsed());
+        assert!(none.is_empty());
+    }
+    println!(
+        "config: {} lines, {} bytes, {} neighbours",
+        text.lines().count(),
+        text.len(),
+        500
+    );
+    println!("render:                     {}", ms(median(r)));
+    println!("plan (one node added):      {}  (4 changes)", ms(median(p)));
+    println!("plan (nothing to change):   {}", ms(median(np)));
+}
+
+fn with_frr() {
+    println!("\n== apply against real FRR: bgplb-agent vs frr-reload.py (50 configured nodes, median of 5)");
+    let lab = Lab::start(LabSpec {
+        nodes: 0,
+        ..LabSpec::default()
+    });
+    let mut site = lab.site();
+    site.clusters[0].nodes = (0..50)
+        .map(|i| bgplb_site::StaticNode {
+            name: format!("node-{i}"),
+            ipv4: Some(IpAddr::from([172, 29, 51, 100 + i as u8])),
+            ipv6: Some(
+                format!("fd47:25e1:2f96:51::{:x}", 0x100 + i)
+                    .parse()
+                    .unwrap(),
+            ),
+        })
+        .collect();
+    lab.write_site(&site);
+    lab.agent_ok(&["apply"]);
+
+    let extra_pool = Pool {
+        name: "bench".into(),
+        blocks: vec!["172.29.52.230-172.29.52.239".into()],
+        disabled: false,
+        cluster: None,
+    };
+    let extra_node = bgplb_site::StaticNode {
+        name: "node-new".into(),
+        ipv4: Some("172.29.51.250".parse().unwrap()),
+        ipv6: Some("fd47:25e1:2f96:51::250".parse().unwrap()),
+    };
+    let variants: [(&str, SiteChange); 2] = [
+        (
+            "one-pool change",
+            Box::new(move |s: &mut Site| s.pools.push(extra_pool.clone())),
+        ),
+        (
+            "add one node",
+            Box::new(move |s: &mut Site| s.clusters[0].nodes.push(extra_node.clone())),
+        ),
+    ];
+    for (name, change) in &variants {
+        let mut changed = site.clone();
+        change(&mut changed);
+        let (mut ours, mut ours_internal, mut reload) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..5 {
+            // bgplb-agent: forward, then back.
+            for s in [&changed, &site] {
+                lab.write_site(s);
+                let t = Instant::now();
+                let out = lab.agent_ok(&["apply", "--json"]);
+                ours.push(t.elapsed());
+                let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                ours_internal.push(Duration::from_millis(
+                    v["duration_ms"].as_u64().unwrap_or(0),
+                ));
+            }
+            // frr-reload.py: the same change, the same FRR.
+            for s in [&changed, &site] {
+                let file = lab.dir.path().join("reload.conf");
+                std::fs::write(&file, full_config(&lab, s)).unwrap();
+                let t = Instant::now();
+                bgplb_tests::cmd::run(&[
+                    "python3",
+                    "/usr/lib/frr/frr-reload.py",
+                    "--reload",
+                    "--pathspace",
+                    &lab.gw,
+                    "--bindir",
+                    "/usr/bin",
+                    "--rundir",
+                    &lab.dir.path().display().to_string(),
+                    &file.display().to_string(),
+                ]);
+                reload.push(t.elapsed());
+            }
+            // Both must have left FRR on the same configuration.
+            lab.write_site(&site);
+            let plan = lab.agent_ok(&["plan"]);
+            assert!(
+                plan.contains("nothing to change"),
+                "frr-reload.py left a different config: {plan}"
+            );
+        }
+        println!(
+            "{name:16} bgplb-agent apply (whole command): {}   of which plan+apply+verify: {}   frr-reload.py: {}",
+            ms(median(ours)),
+            ms(median(ours_internal)),
+            ms(median(reload))
+        );
+    }
+}
+
+/// What frr-reload.py needs: the complete configuration, the lab's base lines plus bgplb's part.
+fn full_config(lab: &Lab, site: &Site) -> String {
+    let running = lab.running_config();
+    let base: Vec<&str> = running
+        .lines()
+        .take_while(|l| {
+            !l.starts_with("ip prefix-list")
+                && !l.starts_with("router bgp")
+                && !l.starts_with("bgp community-list")
+                && !l.starts_with("route-map")
+        })
+        .filter(|l| !l.starts_with("Building") && !l.starts_with("Current configuration"))
+        .collect();
+    let inputs = GatewayInputs::from_site(site, None);
+    format!(
+        "{}\n{}",
+        base.join("\n"),
+        render(&gateway_config(site, &inputs))
+    )
+}
