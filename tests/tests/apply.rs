@@ -227,3 +227,56 @@ fn adding_and_removing_a_node_touches_exactly_its_sessions() {
         "removing a node reset another node's session"
     );
 }
+
+#[test]
+fn the_operators_own_frr_configuration_survives_every_apply() {
+    let lab = Lab::start(LabSpec {
+        nodes: 2,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    // Configuration the operator made by hand: an uplink neighbour and its filter.
+    let operator = lab.dir.path().join("operator.conf");
+    std::fs::write(
+        &operator,
+        "ip prefix-list UPLINK-OUT seq 5 permit 172.29.52.0/24\n\
+         route-map UPLINK-OUT permit 10\n match ip address prefix-list UPLINK-OUT\nexit\n\
+         router bgp 64512\n neighbor 192.0.2.1 remote-as 65000\n neighbor 192.0.2.1 description uplink\n\
+          address-family ipv4 unicast\n  neighbor 192.0.2.1 activate\n  neighbor 192.0.2.1 route-map UPLINK-OUT out\n exit-address-family\nexit\n",
+    )
+    .unwrap();
+    bgplb_tests::cmd::run(&[
+        "vtysh",
+        "-N",
+        &lab.gw,
+        "-f",
+        &operator.display().to_string(),
+    ]);
+    let operator_lines = [
+        "ip prefix-list UPLINK-OUT seq 5 permit 172.29.52.0/24",
+        "route-map UPLINK-OUT permit 10",
+        " neighbor 192.0.2.1 remote-as 65000",
+        " neighbor 192.0.2.1 description uplink",
+        "  neighbor 192.0.2.1 route-map UPLINK-OUT out",
+    ];
+    let check = |when: &str| {
+        let running = lab.running_config();
+        for line in operator_lines {
+            assert!(
+                running.lines().any(|l| l == line),
+                "after {when}: `{line}` is gone:\n{running}"
+            );
+        }
+    };
+
+    let mut site = lab.site();
+    lab.apply_and_wait(&site);
+    check("the first apply");
+    site.clusters[0].nodes.pop();
+    site.pools.retain(|p| p.name != "bgp-ingress");
+    lab.write_site(&site);
+    lab.agent_ok(&["apply"]);
+    check("removing a node and a pool");
+    lab.agent_ok(&["rollback"]);
+    check("a rollback");
+}
