@@ -1,0 +1,1 @@
+//! Cilium objects for a site (see issue 5).
