@@ -15,7 +15,6 @@
 //! Only this module decides what is applied; [`crate::vtysh`] runs it and [`crate::store`]
 //! records it.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,17 +24,17 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::files;
-use crate::store::{Generation, NewGeneration, Outcome, Source, Store};
+use crate::store::{Generation, NewGeneration, Outcome, SharedStore, Source, Store};
 use crate::vtysh::{Running, Vtysh};
 
-/// Applies desired configurations to one FRR and records them. Holds the agent's lock file, so
-/// two agents (a CLI apply and the daemon) never apply at the same time.
+/// Applies desired configurations to one FRR and records them. Every apply holds the agent's
+/// lock file, so two agents (a CLI apply and the daemon) never apply at the same time.
 pub struct Applier {
     pub vtysh: Vtysh,
-    pub store: Store,
+    pub store: SharedStore,
     data_dir: PathBuf,
     save: bool,
-    _lock: File,
+    lock_wait: Duration,
 }
 
 /// What an apply did.
@@ -68,24 +67,34 @@ pub fn hash(config: &str) -> String {
 }
 
 impl Applier {
-    /// Opens the state in `data_dir` and takes the agent's lock (waiting up to `wait`).
+    /// Opens the state in `data_dir`; applies wait up to `lock_wait` for another agent's apply.
     pub fn open(
         data_dir: &Path,
         vtysh: Vtysh,
         save: bool,
-        wait: Duration,
+        lock_wait: Duration,
     ) -> Result<Applier, Error> {
         std::fs::create_dir_all(data_dir.join("frr"))
             .map_err(Error::io("cannot create", data_dir))?;
-        let lock = files::lock(&data_dir.join("agent.lock"), wait)?;
-        let store = Store::open(&data_dir.join("state.db"))?;
-        Ok(Applier {
+        let store = SharedStore::new(Store::open(&data_dir.join("state.db"))?);
+        Ok(Applier::with_store(data_dir, vtysh, save, lock_wait, store))
+    }
+
+    /// An applier sharing an already open store (the daemon's).
+    pub fn with_store(
+        data_dir: &Path,
+        vtysh: Vtysh,
+        save: bool,
+        lock_wait: Duration,
+        store: SharedStore,
+    ) -> Applier {
+        Applier {
             vtysh,
             store,
             data_dir: data_dir.to_path_buf(),
             save,
-            _lock: lock,
-        })
+            lock_wait,
+        }
     }
 
     /// Plans `desired` against the running FRR without changing anything.
@@ -98,7 +107,7 @@ impl Applier {
         Ok(Planned {
             plan,
             running,
-            current: self.store.current()?,
+            current: self.store.get().current()?,
             hash: hash(desired),
         })
     }
@@ -112,6 +121,7 @@ impl Applier {
         source: Source,
         restores: Option<i64>,
     ) -> Result<Applied, Error> {
+        let _lock = files::lock_async(&self.data_dir.join("agent.lock"), self.lock_wait).await?;
         let started = Instant::now();
         let Planned {
             plan,
@@ -126,8 +136,8 @@ impl Applier {
                 generation: current.map(|c| c.number),
             });
         }
-        let source = if same_as_current && source == Source::Cli {
-            self.store.event(
+        let source = if same_as_current && source != Source::Rollback {
+            self.store.get().event(
                 "drift",
                 &format!(
                     "FRR drifted from generation {}: {} change(s) re-applied",
@@ -165,7 +175,7 @@ impl Applier {
         };
 
         let Some(detail) = failure else {
-            let generation = self.store.record(&NewGeneration {
+            let generation = self.store.get().record(&NewGeneration {
                 source,
                 config: desired,
                 hash: &hash,
@@ -180,7 +190,7 @@ impl Applier {
             tracing::info!(generation, changes = plan.changes.len(), "applied");
             if self.save && !plan.is_empty() {
                 if let Err(e) = self.vtysh.write_memory().await {
-                    self.store.event("save-failed", &e.to_string())?;
+                    self.store.get().event("save-failed", &e.to_string())?;
                     tracing::warn!(error = %e, "write memory failed");
                 }
             }
@@ -212,7 +222,7 @@ impl Applier {
                  run `bgplb-agent apply` again once FRR answers"
             ),
         };
-        let generation = self.store.record(&NewGeneration {
+        let generation = self.store.get().record(&NewGeneration {
             source,
             config: desired,
             hash: &hash,
@@ -224,7 +234,7 @@ impl Applier {
             rolled_back_to: rolled_back_to.filter(|_| rollback.starts_with("FRR was")),
             duration_ms: started.elapsed().as_millis(),
         })?;
-        self.store.event(
+        self.store.get().event(
             "apply-failed",
             &format!("generation {generation}: {detail}; {rollback}"),
         )?;
@@ -272,12 +282,13 @@ impl Applier {
     /// Re-applies generation `to` (default: the applied generation before the current one).
     pub async fn rollback(&mut self, to: Option<i64>) -> Result<(Generation, Applied), Error> {
         let target = match to {
-            Some(n) => self.store.get(n)?.ok_or(Error::NoSuchGeneration(n))?,
+            Some(n) => self.store.get().get(n)?.ok_or(Error::NoSuchGeneration(n))?,
             None => {
-                let current = self.store.current()?.ok_or_else(|| {
+                let current = self.store.get().current()?.ok_or_else(|| {
                     Error::NoRollbackTarget("no generation has been applied yet".into())
                 })?;
                 self.store
+                    .get()
                     .previous_applied(current.number)?
                     .ok_or_else(|| {
                         Error::NoRollbackTarget(format!(

@@ -75,6 +75,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run as a service: the mutual-TLS API for the companion, reconcile on reports and drift.
+    Run,
     /// Restore a generation's configuration (default: the one before the current).
     Rollback {
         #[arg(long)]
@@ -119,6 +121,9 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
     let settings = &site.agent;
     let vtysh = Vtysh::new(&settings.frr);
     match &cli.command {
+        Command::Run => {
+            crate::daemon::run(site).await?;
+        }
         Command::CheckConfig => {
             println!(
                 "{}: valid ({} cluster(s), {} pool(s), {} static node(s))",
@@ -162,7 +167,10 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
         }
         Command::Status { json } => {
             let store = Store::open(&settings.data_dir.join("state.db"))?;
-            let s = status::collect(&store, &vtysh, &site.gateway.name, site.gateway.asn).await?;
+            let generations = status::Generations::read(&store)?;
+            drop(store);
+            let s =
+                status::collect(generations, &vtysh, &site.gateway.name, site.gateway.asn).await;
             if *json {
                 println!(
                     "{}",

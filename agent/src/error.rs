@@ -57,6 +57,15 @@ pub enum Error {
         supported: i64,
     },
 
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -70,6 +79,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Site(_) => 64,
+            Error::Tls(_) => 78,
+            Error::Listen { .. } => 71,
             Error::VtyshSpawn { .. }
             | Error::FrrUnavailable { .. }
             | Error::VtyshTimeout { .. } => 69,

@@ -53,6 +53,21 @@ pub fn lock(path: &Path, wait: Duration) -> Result<File, Error> {
     }
 }
 
+/// Like [`lock`], waiting asynchronously.
+pub async fn lock_async(path: &Path, wait: Duration) -> Result<File, Error> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match lock(path, Duration::ZERO) {
+            Ok(f) => return Ok(f),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(Error::Io { what, .. }) if what.starts_with("another") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,13 +9,18 @@
 //!                           └── store (only SQLite owner): generations, events
 //! ```
 
+pub mod api;
 pub mod apply;
 pub mod cli;
+pub mod daemon;
 pub mod desired;
 pub mod error;
 pub mod files;
+pub mod metrics;
+pub mod report;
 pub mod status;
 pub mod store;
+pub mod tls;
 pub mod vtysh;
 
 pub use error::Error;

@@ -62,15 +62,24 @@ pub struct Peer {
     pub shutdown: bool,
 }
 
-/// Reads the store and FRR. FRR being down is reported in the status, not as an error.
-pub async fn collect(
-    store: &Store,
-    vtysh: &Vtysh,
-    gateway: &str,
-    asn: u32,
-) -> Result<Status, Error> {
-    let current = store.current()?;
-    let newest = store.history(1)?.into_iter().next();
+/// The current generation and the newest attempt, read from the store before FRR is asked.
+pub struct Generations {
+    pub current: Option<Generation>,
+    pub newest: Option<Generation>,
+}
+
+impl Generations {
+    pub fn read(store: &Store) -> Result<Generations, Error> {
+        Ok(Generations {
+            current: store.current()?,
+            newest: store.history(1)?.into_iter().next(),
+        })
+    }
+}
+
+/// Reads FRR. FRR being down is reported in the status, not as an error.
+pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn: u32) -> Status {
+    let Generations { current, newest } = generations;
     let last_failure = newest
         .filter(|g| {
             g.outcome == Outcome::Failed && current.as_ref().is_none_or(|c| g.number > c.number)
@@ -88,7 +97,7 @@ pub async fn collect(
         Ok(p) => status.peers = p,
         Err(e) => status.frr_error = Some(e.to_string()),
     }
-    Ok(status)
+    status
 }
 
 async fn peers(vtysh: &Vtysh) -> Result<Vec<Peer>, Error> {

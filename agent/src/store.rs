@@ -23,6 +23,8 @@ pub enum Source {
     Rollback,
     /// FRR's running config drifted from the current generation and was re-asserted.
     Drift,
+    /// The daemon's periodic or startup reconcile.
+    Daemon,
 }
 
 impl Source {
@@ -32,6 +34,7 @@ impl Source {
             Source::Report => "report",
             Source::Rollback => "rollback",
             Source::Drift => "drift",
+            Source::Daemon => "daemon",
         }
     }
 }
@@ -100,6 +103,18 @@ pub struct NewGeneration<'a> {
     pub duration_ms: u128,
 }
 
+/// A cluster's last accepted report, as received.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredReport {
+    pub cluster: String,
+    pub generation: u64,
+    /// SHA-256 of the body.
+    pub hash: String,
+    pub received_at: String,
+    pub received_unix: i64,
+    pub body: String,
+}
+
 /// One event (refused report, rollback, drift, ...).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
@@ -114,7 +129,24 @@ pub struct Store {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// The store shared by the daemon's tasks. Held only for single queries, never across an await.
+#[derive(Clone)]
+pub struct SharedStore(std::sync::Arc<std::sync::Mutex<Store>>);
+
+impl SharedStore {
+    pub fn new(store: Store) -> SharedStore {
+        SharedStore(std::sync::Arc::new(std::sync::Mutex::new(store)))
+    }
+
+    /// The store, for one short operation.
+    pub fn get(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (it has its own
+        // transactions), so a poisoned lock is still usable.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+const SCHEMA_VERSION: i64 = 1; // reports table added within version 1 (CREATE IF NOT EXISTS)
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS generations (
@@ -130,6 +162,14 @@ CREATE TABLE IF NOT EXISTS generations (
     restores        INTEGER,
     rolled_back_to  INTEGER,
     duration_ms     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reports (
+    cluster      TEXT PRIMARY KEY,
+    generation   INTEGER NOT NULL,
+    hash         TEXT NOT NULL,
+    received_at  TEXT NOT NULL,
+    received_unix INTEGER NOT NULL,
+    body         TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     id       INTEGER PRIMARY KEY,
@@ -252,6 +292,48 @@ impl Store {
             .query_row(sql, params, row_to_generation)
             .optional()
             .map_err(self.err())
+    }
+
+    /// Keeps `body` as the cluster's last accepted report.
+    pub fn save_report(&self, r: &StoredReport) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT INTO reports (cluster, generation, hash, received_at, received_unix, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(cluster) DO UPDATE SET generation = ?2, hash = ?3, received_at = ?4,
+                     received_unix = ?5, body = ?6",
+                params![
+                    r.cluster,
+                    i64::try_from(r.generation).unwrap_or(i64::MAX),
+                    r.hash,
+                    r.received_at,
+                    r.received_unix,
+                    r.body
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Every cluster's last accepted report.
+    pub fn reports(&self) -> Result<Vec<StoredReport>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT cluster, generation, hash, received_at, received_unix, body FROM reports ORDER BY cluster")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(StoredReport {
+                    cluster: r.get(0)?,
+                    generation: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    hash: r.get(2)?,
+                    received_at: r.get(3)?,
+                    received_unix: r.get(4)?,
+                    body: r.get(5)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
     pub fn event(&self, kind: &str, message: &str) -> Result<(), Error> {

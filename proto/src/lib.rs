@@ -1,1 +1,268 @@
+//! The wire contract between bgplb-companion and bgplb-agent: JSON over mutual-TLS HTTPS.
+//!
+//! ```text
+//! companion ── PUT /v1/clusters/{cluster}/report  (Report)  ──▶ agent
+//!           ◀── 202 ReportAccepted | 4xx ErrorBody ──────────
+//! companion ── GET /v1/status ──▶ agent   (AgentStatus)
+//! ```
+//!
+//! Rules for rolling upgrades: every type tolerates unknown fields (no `deny_unknown_fields`) and
+//! every field added later has a default, so an older agent reads a newer companion's report and
+//! the other way round. [`SCHEMA_VERSION`] changes only for a change an old reader must refuse.
+//! Reports carry a generation that only grows; the agent refuses an older one.
+//!
+//! Addresses that the agent must judge (a VIP that might be a prefix) travel as strings, so a bad
+//! value is a clear refusal naming it instead of a JSON type error.
 
+use serde::{Deserialize, Serialize};
+
+/// The schema version this crate speaks.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Path of the report endpoint for `cluster`.
+pub fn report_path(cluster: &str) -> String {
+    format!("/v1/clusters/{cluster}/report")
+}
+
+/// The identity a companion's client certificate carries (URI SAN) to report for `cluster`.
+pub fn identity(cluster: &str) -> String {
+    format!("spiffe://bgplb/cluster/{cluster}")
+}
+
+/// What the companion observed in its cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    #[serde(default = "schema_version")]
+    pub schema: u32,
+    /// Must match the URL and the client certificate's identity.
+    pub cluster: String,
+    /// Grows with every report the companion sends (it survives restarts: it is time-based).
+    pub generation: u64,
+    /// RFC 3339, when the companion took the snapshot.
+    pub observed_at: String,
+    #[serde(default)]
+    pub cilium: Cilium,
+    #[serde(default)]
+    pub nodes: Vec<Node>,
+    #[serde(default)]
+    pub pools: Vec<Pool>,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    /// CiliumL2AnnouncementPolicy objects still present (names): L2 announcements alive.
+    #[serde(default)]
+    pub l2_announcement_policies: Vec<String>,
+}
+
+fn schema_version() -> u32 {
+    SCHEMA_VERSION
+}
+
+/// The installed Cilium and which BGP API the cluster uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cilium {
+    /// E.g. "1.18.2"; `None` when the companion could not tell.
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub bgp_api: BgpApi,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BgpApi {
+    /// No BGP objects found.
+    #[default]
+    None,
+    /// CiliumBGPPeeringPolicy (v2alpha1, removed in Cilium 1.19).
+    PeeringPolicy,
+    /// CiliumBGPClusterConfig and friends, cilium.io/v2alpha1 (Cilium 1.16-1.17).
+    V2alpha1,
+    /// CiliumBGPClusterConfig and friends, cilium.io/v2 (Cilium 1.18+).
+    V2,
+    /// Something this version does not know (a newer companion).
+    #[serde(other)]
+    Unknown,
+}
+
+/// A Kubernetes node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    /// InternalIP addresses, as strings.
+    #[serde(default)]
+    pub ipv4: Option<String>,
+    #[serde(default)]
+    pub ipv6: Option<String>,
+    /// The Ready condition is True.
+    #[serde(default)]
+    pub ready: bool,
+    /// Cordoned (`spec.unschedulable`): about to be drained.
+    #[serde(default)]
+    pub unschedulable: bool,
+    /// `metadata.deletionTimestamp` is set.
+    #[serde(default)]
+    pub deleting: bool,
+}
+
+/// A CiliumLoadBalancerIPPool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    pub name: String,
+    /// CIDRs or `START-STOP` ranges (from `blocks` or the older `cidrs`).
+    #[serde(default)]
+    pub blocks: Vec<String>,
+    #[serde(default)]
+    pub disabled: bool,
+    /// Addresses allocated / available, from the pool's status when present.
+    #[serde(default)]
+    pub used: u64,
+    #[serde(default)]
+    pub total: u64,
+}
+
+/// A Service of type LoadBalancer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub namespace: String,
+    pub name: String,
+    /// `status.loadBalancer.ingress[].ip`; each must be a host address inside a pool.
+    #[serde(default)]
+    pub ips: Vec<String>,
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    /// `Cluster` or `Local`.
+    #[serde(default)]
+    pub external_traffic_policy: String,
+    /// Nodes with a ready endpoint (from EndpointSlices): with `Local`, only these announce.
+    #[serde(default)]
+    pub ready_nodes: Vec<String>,
+    /// `lbipam.cilium.io/sharing-key`.
+    #[serde(default)]
+    pub sharing_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    pub port: u16,
+    #[serde(default = "tcp")]
+    pub protocol: String,
+}
+
+fn tcp() -> String {
+    "TCP".into()
+}
+
+/// 202 answer to an accepted report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportAccepted {
+    pub cluster: String,
+    pub generation: u64,
+    /// The same report was received before (a retry): nothing new.
+    #[serde(default)]
+    pub duplicate: bool,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Body of every 4xx/5xx answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable kind, e.g. `invalid-report`, `stale-generation`.
+    pub error: String,
+    /// One sentence for a human.
+    pub message: String,
+    /// Every problem found, each with the JSON path it concerns.
+    #[serde(default)]
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub gateway: String,
+    pub asn: u32,
+    #[serde(default)]
+    pub generation: Option<i64>,
+    #[serde(default)]
+    pub last_apply_error: Option<String>,
+    #[serde(default)]
+    pub frr_error: Option<String>,
+    #[serde(default)]
+    pub clusters: Vec<ClusterStatus>,
+    #[serde(default)]
+    pub peers: Vec<PeerStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub name: String,
+    /// Generation of the last accepted report.
+    #[serde(default)]
+    pub report_generation: Option<u64>,
+    /// Seconds since the last accepted report (fail static: its state stays in force).
+    #[serde(default)]
+    pub report_age_seconds: Option<u64>,
+    /// Whether the report is older than the staleness limit.
+    #[serde(default)]
+    pub stale: bool,
+    #[serde(default)]
+    pub last_refusal: Option<String>,
+    #[serde(default)]
+    pub nodes: usize,
+    #[serde(default)]
+    pub services: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub cluster: String,
+    pub node: String,
+    pub family: String,
+    pub address: String,
+    pub state: String,
+    #[serde(default)]
+    pub accepted: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixtures_round_trip() {
+        for fixture in [
+            include_str!("../fixtures/report-home.json"),
+            include_str!("../fixtures/report-minimal.json"),
+        ] {
+            let report: Report = serde_json::from_str(fixture).expect("fixture parses");
+            let again: Report =
+                serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+            assert_eq!(report, again);
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_values_are_tolerated() {
+        let text = r#"{"schema": 1, "cluster": "home", "generation": 7, "observed_at": "2026-11-25T12:00:00Z",
+            "future_field": {"x": 1}, "cilium": {"version": "1.20.0", "bgp_api": "v3", "more": true},
+            "nodes": [{"name": "k8s-1", "ipv4": "172.29.51.11", "ready": true, "zone": "a"}]}"#;
+        let r: Report = serde_json::from_str(text).unwrap();
+        assert_eq!(r.cilium.bgp_api, BgpApi::Unknown);
+        assert_eq!(r.nodes[0].name, "k8s-1");
+        assert!(r.services.is_empty());
+    }
+
+    #[test]
+    fn minimal_report_gets_defaults() {
+        let r: Report =
+            serde_json::from_str(include_str!("../fixtures/report-minimal.json")).unwrap();
+        assert_eq!(r.schema, SCHEMA_VERSION);
+        assert_eq!(r.cilium, Cilium::default());
+    }
+}

@@ -167,7 +167,15 @@ impl Default for BgpPolicy {
 pub struct AgentSettings {
     /// Persistent state (SQLite, rendered files); under /data on a UniFi gateway.
     pub data_dir: PathBuf,
+    /// The mutual-TLS API the companion reports to.
     pub listen: SocketAddr,
+    /// Plain HTTP for /healthz, /readyz and /metrics (no client certificate); `None` disables it.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seconds without a report after which status calls a cluster's report stale. The last
+    /// report stays in force regardless (fail static).
+    pub report_stale_after: u64,
+    /// Seconds between checks that FRR still runs the current generation (drift is re-applied).
+    pub drift_check_interval: u64,
     pub tls: TlsSettings,
     pub frr: FrrSettings,
 }
@@ -177,6 +185,9 @@ impl Default for AgentSettings {
         AgentSettings {
             data_dir: PathBuf::from("/data/bgplb"),
             listen: "172.29.51.1:7443".parse().expect("valid literal"),
+            metrics_listen: Some("127.0.0.1:9478".parse().expect("valid literal")),
+            report_stale_after: 300,
+            drift_check_interval: 60,
             tls: TlsSettings::default(),
             frr: FrrSettings::default(),
         }

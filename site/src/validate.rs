@@ -476,6 +476,18 @@ impl Site {
                 "must be 1-255 (leave it out for directly connected nodes)",
             ));
         }
+        if self.agent.report_stale_after == 0 {
+            p.push(Problem::new(
+                "agent.report_stale_after",
+                "must be at least 1 second",
+            ));
+        }
+        if self.agent.drift_check_interval == 0 {
+            p.push(Problem::new(
+                "agent.drift_check_interval",
+                "must be at least 1 second",
+            ));
+        }
         if let Some(0) | Some(65..) = b.maximum_paths {
             p.push(Problem::new("bgp.maximum_paths", "must be 1-64"));
         }

@@ -59,6 +59,7 @@ pub struct Lab {
     /// Holds the lab's files: FRR logs, the site file, the agent's data dir.
     pub dir: tempfile::TempDir,
     frr: Vec<Child>,
+    daemon: Option<Child>,
     namespaces: Vec<String>,
 }
 
@@ -116,6 +117,7 @@ impl Lab {
             spec: spec.clone(),
             dir,
             frr: Vec::new(),
+            daemon: None,
             namespaces: Vec::new(),
         };
 
@@ -358,6 +360,88 @@ impl Lab {
             site.bgp.password_file = Some(file);
         }
         site
+    }
+
+    /// The lab's site for the daemon: the mTLS API on the gateway's node-network address, health
+    /// and metrics on 127.0.0.1:9478 (both inside the gateway namespace), and TLS files copied
+    /// from the test PKI into the lab directory (so a test can rotate them).
+    pub fn daemon_site(&self) -> Site {
+        let mut site = self.site();
+        site.agent.listen = "172.29.51.1:7443".parse().expect("addr");
+        site.agent.metrics_listen = Some("127.0.0.1:9478".parse().expect("addr"));
+        site.agent.drift_check_interval = 5;
+        let tls = self.dir.path().join("tls");
+        fs::create_dir_all(&tls).expect("tls dir");
+        for f in ["agent.crt", "agent.key", "ca.crt"] {
+            fs::copy(crate::client::pki_dir().join(f), tls.join(f)).expect("copy pki");
+        }
+        site.agent.tls.cert = tls.join("agent.crt");
+        site.agent.tls.key = tls.join("agent.key");
+        site.agent.tls.client_ca = tls.join("ca.crt");
+        site
+    }
+
+    /// Starts `bgplb-agent run` in the gateway namespace with the lab's site file and waits until
+    /// its health endpoint answers.
+    pub fn start_daemon(&mut self) {
+        let agent = crate::bins::path("bgplb-agent");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))
+            .expect("agent log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.gw])
+            .arg(agent)
+            .arg("--config")
+            .arg(self.dir.path().join("site.toml"))
+            .args(["-v", "run"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start bgplb-agent run");
+        self.daemon = Some(child);
+        let gw = self.gw.clone();
+        wait_for(
+            "bgplb-agent run to answer /healthz",
+            Duration::from_secs(20),
+            || {
+                if let Some(c) = self.daemon.as_mut() {
+                    if let Ok(Some(status)) = c.try_wait() {
+                        panic!("bgplb-agent run exited ({status}):\n{}", self.daemon_log());
+                    }
+                }
+                let gw = gw.clone();
+                crate::netns::run_in(&gw, || {
+                    std::net::TcpStream::connect_timeout(
+                        &"127.0.0.1:9478".parse().expect("addr"),
+                        Duration::from_millis(200),
+                    )
+                    .is_ok()
+                })
+                .then_some(())
+            },
+        );
+    }
+
+    /// Stops the daemon with SIGTERM (as systemd would) and waits for it.
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            quiet(&["kill", "-TERM", &child.id().to_string()]);
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
     }
 
     /// Writes `site` as the lab's site file and returns its path.
@@ -715,6 +799,7 @@ impl Drop for Node {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        self.stop_daemon();
         for node in &mut self.nodes {
             node.stop_bgp();
         }

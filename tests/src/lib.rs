@@ -7,7 +7,10 @@
 //! the next one (its creator's pid is in its name); every wait is bounded.
 
 pub mod bins;
+pub mod client;
 pub mod cmd;
 pub mod lab;
+pub mod netns;
+pub mod pki;
 
 pub use lab::{Lab, LabSpec, Node};

@@ -1,0 +1,232 @@
+//! The HTTP API: the companion's report endpoint and status over mutual TLS, health and metrics.
+//!
+//! `ApiError` is the one place an error becomes an HTTP status and an [`ErrorBody`]. A refused
+//! report changes nothing: it is recorded as an event and counted, and the reconciler is not woken.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Extension, Json, Router};
+use axum_server::tls::TlsInfo;
+use bgplb_proto::{ErrorBody, Problem, Report, ReportAccepted};
+
+use crate::daemon::App;
+
+/// Largest report accepted (a report for 1000 nodes and services is far below this).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Upper bound for one request, body included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Every way a request fails.
+#[derive(Debug)]
+pub enum ApiError {
+    UnknownCluster(String),
+    NoClientCertificate,
+    WrongIdentity {
+        cluster: String,
+        identities: Vec<String>,
+    },
+    TooLarge,
+    BadBody(String),
+    Malformed(String),
+    WrongType(String),
+    Stale {
+        cluster: String,
+        got: u64,
+        have: u64,
+    },
+    Invalid {
+        cluster: String,
+        problems: Vec<Problem>,
+    },
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            ApiError::UnknownCluster(c) => (
+                StatusCode::NOT_FOUND,
+                "unknown-cluster",
+                format!("cluster `{c}` is not in the gateway's site file"),
+            ),
+            ApiError::NoClientCertificate => (
+                StatusCode::UNAUTHORIZED,
+                "no-client-certificate",
+                "a client certificate is required".into(),
+            ),
+            ApiError::WrongIdentity { cluster, identities } => (
+                StatusCode::FORBIDDEN,
+                "wrong-identity",
+                format!(
+                    "the client certificate may not report for cluster `{cluster}`: it needs the URI SAN {} and carries [{}]",
+                    bgplb_proto::identity(cluster),
+                    identities.join(", ")
+                ),
+            ),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                format!("the report is larger than {MAX_BODY} bytes"),
+            ),
+            ApiError::BadBody(m) => (StatusCode::BAD_REQUEST, "bad-body", m.clone()),
+            ApiError::Malformed(m) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-json",
+                format!("the report is not valid JSON: {m}"),
+            ),
+            ApiError::WrongType(m) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong-type",
+                format!("the report does not have the expected shape: {m}"),
+            ),
+            ApiError::Stale { cluster, got, have } => (
+                StatusCode::CONFLICT,
+                "stale-generation",
+                format!(
+                    "report generation {got} for cluster `{cluster}` is older than the accepted {have}"
+                ),
+            ),
+            ApiError::Invalid { cluster, problems } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-report",
+                format!(
+                    "the report for cluster `{cluster}` was refused with {} problem(s); nothing was changed",
+                    problems.len()
+                ),
+            ),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m.clone()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, message) = self.parts();
+        let problems = match self {
+            ApiError::Invalid { problems, .. } => problems,
+            _ => Vec::new(),
+        };
+        (
+            status,
+            Json(ErrorBody {
+                error: kind.into(),
+                message,
+                problems,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (_, kind, message) = self.parts();
+        write!(f, "{kind}: {message}")
+    }
+}
+
+/// The mutual-TLS router: reports and status, plus health and metrics.
+pub fn tls_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/clusters/{cluster}/report", put(put_report))
+        .route("/v1/status", get(get_status))
+        .merge(plain_router())
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+/// Health and metrics, also served without TLS on `metrics_listen`.
+pub fn plain_router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn put_report(
+    State(app): State<Arc<App>>,
+    Path(cluster): Path<String>,
+    tls: Option<Extension<Arc<TlsInfo>>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ReportAccepted>), ApiError> {
+    let result = receive(&app, &cluster, tls, body).await;
+    if let Err(e) = &result {
+        app.refused(&cluster, e);
+    }
+    result.map(|a| (StatusCode::ACCEPTED, Json(a)))
+}
+
+async fn receive(
+    app: &App,
+    cluster: &str,
+    tls: Option<Extension<Arc<TlsInfo>>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<ReportAccepted, ApiError> {
+    let Some(site_cluster) = app.site.cluster(cluster) else {
+        return Err(ApiError::UnknownCluster(cluster.to_string()));
+    };
+    let der = tls
+        .as_ref()
+        .and_then(|Extension(info)| info.peer_certificates.first().cloned())
+        .ok_or(ApiError::NoClientCertificate)?;
+    if !crate::tls::may_report_for(&der, cluster) {
+        return Err(ApiError::WrongIdentity {
+            cluster: cluster.to_string(),
+            identities: crate::tls::identities(&der),
+        });
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadBody(e.body_text())
+        }
+    })?;
+    let report: Report = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::WrongType(e.to_string()),
+        _ => ApiError::Malformed(e.to_string()),
+    })?;
+    app.accept(site_cluster, report, &body)
+}
+
+async fn get_status(
+    State(app): State<Arc<App>>,
+    tls: Option<Extension<Arc<TlsInfo>>>,
+) -> Result<Json<bgplb_proto::AgentStatus>, ApiError> {
+    // Any client the CA vouches for may read status.
+    if tls.is_none_or(|Extension(i)| i.peer_certificates.is_empty()) {
+        return Err(ApiError::NoClientCertificate);
+    }
+    Ok(Json(app.status().await))
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.not_ready().await {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    app.refresh_metrics().await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.encode(),
+    )
+        .into_response()
+}

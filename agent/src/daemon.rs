@@ -1,0 +1,566 @@
+//! `bgplb-agent run`: the agent as a service.
+//!
+//! ```text
+//!            ┌──────────── mTLS listener (axum-server, rustls) ─────────────┐
+//! companion ─┤ PUT /v1/clusters/{c}/report → App::accept ── check ── store  │
+//!            │ GET /v1/status, /healthz, /readyz, /metrics                  │
+//!            └───────────────────────────────┬──────────────────────────────┘
+//!                                            │ notify (debounced)
+//!   drift tick (drift_check_interval) ──▶ reconciler ──▶ Applier (plan, vtysh -f, verify, SQLite)
+//!   TLS files changed (polled)        ──▶ RustlsConfig::reload_from_config
+//!   plain listener (metrics_listen)   ──▶ /healthz, /readyz, /metrics
+//! ```
+//!
+//! One task, the reconciler, applies to FRR, so applies are serialized; reports only record state
+//! and wake it. Fail static: the reconciler always renders from the last accepted report of each
+//! cluster, however old; nothing is removed because a report is late.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::error_handling::HandleErrorLayer;
+use axum::http::StatusCode;
+use bgplb_proto::{AgentStatus, ClusterStatus, PeerStatus, Report, ReportAccepted};
+use bgplb_site::{Cluster, Site};
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use crate::api::{self, ApiError, REQUEST_TIMEOUT};
+use crate::apply::{Applied, Applier};
+use crate::error::Error;
+use crate::metrics::{ClusterLabel, Metrics, PoolLabels};
+use crate::report::{self, Checked};
+use crate::store::{SharedStore, Source, Store, StoredReport};
+use crate::vtysh::Vtysh;
+use crate::{desired, status, tls};
+
+/// Reports arriving within this window are applied together.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Default, Clone)]
+struct ClusterState {
+    checked: Option<Checked>,
+    report: Option<Report>,
+    generation: Option<u64>,
+    hash: Option<String>,
+    received_unix: Option<i64>,
+    last_refusal: Option<String>,
+}
+
+/// State shared by the API handlers and the reconciler.
+pub struct App {
+    pub site: Site,
+    password: Option<String>,
+    pub store: SharedStore,
+    pub metrics: Metrics,
+    vtysh: Vtysh,
+    reconcile: Notify,
+    clusters: Mutex<BTreeMap<String, ClusterState>>,
+    last_apply: Mutex<Option<Result<(), String>>>,
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl App {
+    pub fn new(site: Site, password: Option<String>, store: SharedStore, vtysh: Vtysh) -> App {
+        let app = App {
+            site,
+            password,
+            store,
+            metrics: Metrics::new(),
+            vtysh,
+            reconcile: Notify::new(),
+            clusters: Mutex::new(BTreeMap::new()),
+            last_apply: Mutex::new(None),
+        };
+        app.load_reports();
+        app
+    }
+
+    fn clusters(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ClusterState>> {
+        self.clusters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Restores the last accepted report of every cluster from SQLite, checked against the
+    /// current site file (which may have changed since).
+    fn load_reports(&self) {
+        let stored = match self.store.get().reports() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read stored reports; starting from the site file");
+                return;
+            }
+        };
+        let mut clusters = self.clusters();
+        for r in stored {
+            let Some(cluster) = self.site.cluster(&r.cluster) else {
+                continue;
+            };
+            let parsed: Result<Report, String> =
+                serde_json::from_str(&r.body).map_err(|e| e.to_string());
+            let checked = parsed.clone().and_then(|rep| {
+                report::check(&self.site, cluster, &rep).map_err(|p| {
+                    format!(
+                        "{} problem(s), first: {}: {}",
+                        p.len(),
+                        p[0].path,
+                        p[0].message
+                    )
+                })
+            });
+            match checked {
+                Ok(c) => {
+                    tracing::info!(cluster = %r.cluster, generation = r.generation, "restored report");
+                    clusters.insert(
+                        r.cluster.clone(),
+                        ClusterState {
+                            checked: Some(c),
+                            report: parsed.ok(),
+                            generation: Some(r.generation),
+                            hash: Some(r.hash),
+                            received_unix: Some(r.received_unix),
+                            last_refusal: None,
+                        },
+                    );
+                }
+                Err(e) => {
+                    let msg = format!("stored report of cluster {} no longer passes the site file ({e}); using the site's static nodes until the next report", r.cluster);
+                    tracing::warn!(cluster = %r.cluster, "{msg}");
+                    let _ = self.store.get().event("stored-report-invalid", &msg);
+                }
+            }
+        }
+    }
+
+    /// Accepts a report that passed TLS and parsing: generation, then content, then store.
+    pub fn accept(
+        &self,
+        cluster: &Cluster,
+        report: Report,
+        body: &[u8],
+    ) -> Result<ReportAccepted, ApiError> {
+        let hash = hex::encode(Sha256::digest(body));
+        let mut clusters = self.clusters();
+        let state = clusters.entry(cluster.name.clone()).or_default();
+        if let Some(have) = state.generation {
+            if report.generation == have && state.hash.as_deref() == Some(hash.as_str()) {
+                self.metrics.count_report(&cluster.name, "duplicate");
+                return Ok(ReportAccepted {
+                    cluster: cluster.name.clone(),
+                    generation: report.generation,
+                    duplicate: true,
+                    warnings: state
+                        .checked
+                        .as_ref()
+                        .map(|c| c.warnings.clone())
+                        .unwrap_or_default(),
+                });
+            }
+            if report.generation <= have {
+                return Err(ApiError::Stale {
+                    cluster: cluster.name.clone(),
+                    got: report.generation,
+                    have,
+                });
+            }
+        }
+        let checked =
+            report::check(&self.site, cluster, &report).map_err(|problems| ApiError::Invalid {
+                cluster: cluster.name.clone(),
+                problems,
+            })?;
+        let received_unix = now_unix();
+        self.store
+            .get()
+            .save_report(&StoredReport {
+                cluster: cluster.name.clone(),
+                generation: report.generation,
+                hash: hash.clone(),
+                received_at: crate::store::now(),
+                received_unix,
+                body: String::from_utf8_lossy(body).into_owned(),
+            })
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let warnings = checked.warnings.clone();
+        *state = ClusterState {
+            checked: Some(checked),
+            generation: Some(report.generation),
+            report: Some(report),
+            hash: Some(hash),
+            received_unix: Some(received_unix),
+            last_refusal: None,
+        };
+        let generation = state.generation.unwrap_or_default();
+        drop(clusters);
+        self.metrics.count_report(&cluster.name, "accepted");
+        tracing::info!(cluster = %cluster.name, generation, "report accepted");
+        self.reconcile.notify_one();
+        Ok(ReportAccepted {
+            cluster: cluster.name.clone(),
+            generation,
+            duplicate: false,
+            warnings,
+        })
+    }
+
+    /// Records a refused request (nothing else changes).
+    pub fn refused(&self, cluster: &str, error: &ApiError) {
+        let message = match error {
+            ApiError::Invalid { problems, .. } => format!(
+                "{error}: {}",
+                problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.path, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            _ => error.to_string(),
+        };
+        tracing::warn!(%cluster, %message, "report refused");
+        let known = self.site.cluster(cluster).is_some();
+        let label = if known { cluster } else { "unknown" };
+        self.metrics.count_report(label, "refused");
+        if known {
+            self.clusters()
+                .entry(cluster.to_string())
+                .or_default()
+                .last_refusal = Some(message.clone());
+        }
+        let _ = self
+            .store
+            .get()
+            .event("report-refused", &format!("cluster {cluster}: {message}"));
+    }
+
+    /// The desired FRR configuration from the site and the accepted reports.
+    pub fn desired(&self) -> String {
+        let clusters = self.clusters();
+        let accepted = clusters
+            .iter()
+            .filter_map(|(name, s)| s.checked.as_ref().map(|c| (name.as_str(), c)));
+        let inputs = report::inputs(&self.site, self.password.clone(), true, accepted);
+        desired::render(&self.site, &inputs)
+    }
+
+    fn stale_after(&self) -> Duration {
+        Duration::from_secs(self.site.agent.report_stale_after)
+    }
+
+    pub async fn status(&self) -> AgentStatus {
+        let (generation, last_failure) = {
+            let store = self.store.get();
+            (
+                store.current().ok().flatten().map(|g| g.number),
+                store.history(1).ok().and_then(|h| h.into_iter().next()),
+            )
+        };
+        let last_apply_error = match &*self.last_apply.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(Err(e)) => Some(e.clone()),
+            _ => last_failure
+                .filter(|g| {
+                    g.outcome == crate::store::Outcome::Failed && Some(g.number) > generation
+                })
+                .and_then(|g| g.error),
+        };
+        let now = now_unix();
+        let clusters = self
+            .site
+            .clusters
+            .iter()
+            .map(|c| {
+                let s = self.clusters().get(&c.name).cloned().unwrap_or_default();
+                let age = s.received_unix.map(|t| (now - t).max(0) as u64);
+                ClusterStatus {
+                    name: c.name.clone(),
+                    report_generation: s.generation,
+                    report_age_seconds: age,
+                    stale: age.is_some_and(|a| a > self.stale_after().as_secs()),
+                    last_refusal: s.last_refusal.clone(),
+                    nodes: s.checked.as_ref().map_or(c.nodes.len(), |k| k.nodes.len()),
+                    services: s.report.as_ref().map_or(0, |r| r.services.len()),
+                }
+            })
+            .collect();
+        let (peers, frr_error) = match self.collect_status().await {
+            Ok(s) => (s.peers, s.frr_error),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        AgentStatus {
+            gateway: self.site.gateway.name.clone(),
+            asn: self.site.gateway.asn,
+            generation,
+            last_apply_error,
+            frr_error,
+            clusters,
+            peers: peers
+                .iter()
+                .map(|p| PeerStatus {
+                    cluster: p.cluster.clone(),
+                    node: p.node.clone(),
+                    family: p.family.to_string(),
+                    address: p.address.clone(),
+                    state: p.state.clone(),
+                    accepted: p.accepted,
+                })
+                .collect(),
+        }
+    }
+
+    async fn collect_status(&self) -> Result<status::Status, Error> {
+        let generations = status::Generations::read(&self.store.get())?;
+        Ok(status::collect(
+            generations,
+            &self.vtysh,
+            &self.site.gateway.name,
+            self.site.gateway.asn,
+        )
+        .await)
+    }
+
+    /// Why the agent is not ready, if it is not: FRR must answer and the last reconcile succeed.
+    pub async fn not_ready(&self) -> Option<String> {
+        if let Err(e) = self.vtysh.running().await {
+            return Some(e.to_string());
+        }
+        match &*self.last_apply.lock().unwrap_or_else(|p| p.into_inner()) {
+            None => Some("the first reconcile has not finished".into()),
+            Some(Err(e)) => Some(format!("the last reconcile failed: {e}")),
+            Some(Ok(())) => None,
+        }
+    }
+
+    /// Refreshes the gauges that describe FRR and the reports.
+    pub async fn refresh_metrics(&self) {
+        match self.collect_status().await {
+            Ok(s) if s.frr_error.is_none() => {
+                self.metrics.frr_up.set(1);
+                self.metrics.set_peers(&s.peers);
+            }
+            _ => {
+                self.metrics.frr_up.set(0);
+                self.metrics.set_peers(&[]);
+            }
+        }
+        if let Ok(Some(g)) = self.store.get().current() {
+            self.metrics.generation.set(g.number);
+        }
+        let now = now_unix();
+        self.metrics.pool_used.clear();
+        self.metrics.pool_total.clear();
+        for (name, s) in self.clusters().iter() {
+            if let Some(t) = s.received_unix {
+                let age = (now - t).max(0);
+                let label = ClusterLabel {
+                    cluster: name.clone(),
+                };
+                self.metrics
+                    .report_age_seconds
+                    .get_or_create(&label)
+                    .set(age);
+                self.metrics
+                    .report_stale
+                    .get_or_create(&label)
+                    .set(i64::from(age as u64 > self.stale_after().as_secs()));
+            }
+            for pool in s.report.iter().flat_map(|r| r.pools.iter()) {
+                let labels = PoolLabels {
+                    cluster: name.clone(),
+                    pool: pool.name.clone(),
+                };
+                self.metrics
+                    .pool_used
+                    .get_or_create(&labels)
+                    .set(pool.used as i64);
+                self.metrics
+                    .pool_total
+                    .get_or_create(&labels)
+                    .set(pool.total as i64);
+            }
+        }
+    }
+}
+
+/// Applies whenever a report is accepted (debounced) and every `drift_check_interval`.
+async fn reconciler(
+    app: Arc<App>,
+    mut applier: Applier,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(app.site.agent.drift_check_interval));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let source = tokio::select! {
+            _ = app.reconcile.notified() => {
+                tokio::time::sleep(DEBOUNCE).await;
+                Source::Report
+            }
+            _ = tick.tick() => Source::Daemon,
+            _ = shutdown.changed() => return,
+        };
+        let text = app.desired();
+        let result = applier.apply(&text, source, None).await;
+        let outcome = match &result {
+            Ok(Applied::Unchanged { .. }) => {
+                app.metrics.count_apply("unchanged");
+                Ok(())
+            }
+            Ok(Applied::Applied {
+                generation,
+                changes,
+                ..
+            }) => {
+                app.metrics.count_apply("applied");
+                app.metrics.generation.set(*generation);
+                tracing::info!(generation, changes, source = source.as_str(), "reconciled");
+                Ok(())
+            }
+            Err(e) => {
+                app.metrics.count_apply("failed");
+                tracing::error!(error = %e, "reconcile failed; keeping the last good generation");
+                Err(e.to_string())
+            }
+        };
+        *app.last_apply.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+    }
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn run(site: Site) -> Result<(), Error> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings = site.agent.clone();
+    std::fs::create_dir_all(settings.data_dir.join("frr"))
+        .map_err(Error::io("cannot create", &settings.data_dir))?;
+    let store = SharedStore::new(Store::open(&settings.data_dir.join("state.db"))?);
+    let vtysh = Vtysh::new(&settings.frr);
+    let password = desired::site_inputs(&site)?.password;
+    let applier = Applier::with_store(
+        &settings.data_dir,
+        vtysh.clone(),
+        settings.frr.save,
+        Duration::from_secs(60),
+        store.clone(),
+    );
+    let app = Arc::new(App::new(site, password, store, vtysh));
+
+    let tls_config = tls::server_config(&settings.tls)?;
+    let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls_config);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+    {
+        let app = app.clone();
+        tokio::spawn(tls::reload_loop(
+            settings.tls.clone(),
+            rustls.clone(),
+            Duration::from_secs(5),
+            move |r| match r {
+                Ok(()) => {
+                    app.metrics
+                        .tls_reloads
+                        .get_or_create(&crate::metrics::ResultLabel {
+                            result: "ok".into(),
+                        })
+                        .inc();
+                    tracing::info!("TLS files reloaded");
+                }
+                Err(e) => {
+                    app.metrics
+                        .tls_reloads
+                        .get_or_create(&crate::metrics::ResultLabel {
+                            result: "failed".into(),
+                        })
+                        .inc();
+                    tracing::error!(error = %e, "TLS files changed but cannot be loaded; keeping the previous ones");
+                    let _ = app.store.get().event("tls-reload-failed", &e.to_string());
+                }
+            },
+        ));
+    }
+    let reconcile = tokio::spawn(reconciler(app.clone(), applier, stop_rx.clone()));
+
+    if let Some(addr) = settings.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Listen { addr, source })?;
+        let router = api::plain_router().with_state(app.clone());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        });
+        tracing::info!(%addr, "health and metrics listening");
+    }
+
+    let router = api::tls_router(app.clone()).layer(
+        tower::ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                StatusCode::REQUEST_TIMEOUT
+            }))
+            .timeout(REQUEST_TIMEOUT)
+            .concurrency_limit(64),
+    );
+    let handle = axum_server::Handle::new();
+    {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+            handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        });
+    }
+    let listen = settings.listen;
+    let listener = std::net::TcpListener::bind(listen).map_err(|source| Error::Listen {
+        addr: listen,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| Error::Listen {
+            addr: listen,
+            source,
+        })?;
+    tracing::info!(addr = %listen, "mTLS API listening");
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+        .handshake_timeout(Duration::from_secs(10));
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(|source| Error::Listen {
+            addr: listen,
+            source,
+        })?
+        .acceptor(acceptor)
+        .handle(handle);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(Duration::from_secs(10));
+    server
+        .serve(router.into_make_service())
+        .await
+        .map_err(|source| Error::Listen {
+            addr: listen,
+            source,
+        })?;
+    let _ = reconcile.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,197 @@
+//! Prometheus metrics (text format on /metrics).
+//!
+//! Counters count events as they happen; the gauges about FRR and reports are refreshed when a
+//! scrape arrives, from a fresh read, so they never describe a session that no longer exists.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReportLabels {
+    pub cluster: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabel {
+    pub cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    pub cluster: String,
+    pub node: String,
+    pub family: String,
+    pub neighbor: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub cluster: String,
+    pub pool: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub generation: Gauge,
+    pub applies: Family<ResultLabel, Counter>,
+    pub reports: Family<ReportLabels, Counter>,
+    pub report_age_seconds: Family<ClusterLabel, Gauge>,
+    pub report_stale: Family<ClusterLabel, Gauge>,
+    pub frr_up: Gauge,
+    pub peers: Family<StateLabel, Gauge>,
+    pub peer_established: Family<PeerLabels, Gauge>,
+    pub prefixes_accepted: Family<PeerLabels, Gauge>,
+    pub pool_used: Family<PoolLabels, Gauge>,
+    pub pool_total: Family<PoolLabels, Gauge>,
+    pub tls_reloads: Family<ResultLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("bgplb");
+        let m = Metrics {
+            generation: Gauge::default(),
+            applies: Family::default(),
+            reports: Family::default(),
+            report_age_seconds: Family::default(),
+            report_stale: Family::default(),
+            frr_up: Gauge::default(),
+            peers: Family::default(),
+            peer_established: Family::default(),
+            prefixes_accepted: Family::default(),
+            pool_used: Family::default(),
+            pool_total: Family::default(),
+            tls_reloads: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "generation",
+            "Current (last applied) FRR configuration generation",
+            m.generation.clone(),
+        );
+        // Counters: the `_total` suffix is added by the library.
+        registry.register(
+            "applies",
+            "Reconciles by result (applied, unchanged, failed)",
+            m.applies.clone(),
+        );
+        registry.register(
+            "reports",
+            "Reports received by cluster and result (accepted, duplicate, refused)",
+            m.reports.clone(),
+        );
+        registry.register(
+            "report_age_seconds",
+            "Seconds since the cluster's last accepted report",
+            m.report_age_seconds.clone(),
+        );
+        registry.register(
+            "report_stale",
+            "1 when the last report is older than report_stale_after (its state stays in force)",
+            m.report_stale.clone(),
+        );
+        registry.register(
+            "frr_up",
+            "1 when FRR answered the last read",
+            m.frr_up.clone(),
+        );
+        registry.register("peers", "bgplb sessions by BGP state", m.peers.clone());
+        registry.register(
+            "peer_established",
+            "1 when the session is Established",
+            m.peer_established.clone(),
+        );
+        registry.register(
+            "prefixes_accepted",
+            "Prefixes accepted from the peer",
+            m.prefixes_accepted.clone(),
+        );
+        registry.register(
+            "pool_addresses_used",
+            "Addresses allocated from the pool (from the report)",
+            m.pool_used.clone(),
+        );
+        registry.register(
+            "pool_addresses_total",
+            "Addresses in the pool (from the report)",
+            m.pool_total.clone(),
+        );
+        registry.register(
+            "tls_reloads",
+            "TLS file reloads by result",
+            m.tls_reloads.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn count_apply(&self, result: &str) {
+        self.applies
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    pub fn count_report(&self, cluster: &str, result: &str) {
+        self.reports
+            .get_or_create(&ReportLabels {
+                cluster: cluster.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Replaces the per-peer gauges with the sessions in `peers`.
+    pub fn set_peers(&self, peers: &[crate::status::Peer]) {
+        self.peers.clear();
+        self.peer_established.clear();
+        self.prefixes_accepted.clear();
+        for p in peers {
+            self.peers
+                .get_or_create(&StateLabel {
+                    state: p.state.clone(),
+                })
+                .inc();
+            let labels = PeerLabels {
+                cluster: p.cluster.clone(),
+                node: p.node.clone(),
+                family: p.family.to_string(),
+                neighbor: p.address.clone(),
+            };
+            self.peer_established
+                .get_or_create(&labels)
+                .set(i64::from(p.state == "Established"));
+            self.prefixes_accepted
+                .get_or_create(&labels)
+                .set(i64::try_from(p.accepted).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

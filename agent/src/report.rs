@@ -1,0 +1,325 @@
+//! Judging a companion's report against the site file (DESIGN.md "Safe by default"), and turning
+//! accepted reports into the desired state's inputs. Pure: no I/O.
+//!
+//! A report can add or remove nodes and narrow the accepted pools; it can never widen what the
+//! site file allows. Every problem is collected, so a refusal lists them all at once.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use bgplb_proto::{Problem, Report, SCHEMA_VERSION};
+use bgplb_site::{Cluster, GatewayInputs, NodeSpec, Range, Site};
+use ipnet::IpNet;
+
+/// A report that passed every check, reduced to what the gateway uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// Nodes to peer with (deleting nodes left out).
+    pub nodes: Vec<NodeSpec>,
+    /// Blocks of the cluster's enabled pools; `None` when the report names no pool (the site's
+    /// pools then apply unchanged: an empty list must not withdraw every VIP).
+    pub narrow: Option<Vec<Range>>,
+    pub warnings: Vec<String>,
+}
+
+fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Checks `report`, sent for the cluster `cluster` of `site`.
+pub fn check(site: &Site, cluster: &Cluster, report: &Report) -> Result<Checked, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    if report.schema > SCHEMA_VERSION {
+        problems.push(problem(
+            "schema",
+            format!(
+                "schema version {} is newer than this agent's {SCHEMA_VERSION}; upgrade the agent",
+                report.schema
+            ),
+        ));
+    }
+    if report.cluster != cluster.name {
+        problems.push(problem(
+            "cluster",
+            format!(
+                "the report is for cluster `{}` but was sent to `{}`",
+                report.cluster, cluster.name
+            ),
+        ));
+    }
+
+    // Nodes: addresses parse and are of the right family, then the site's node rules.
+    let mut nodes = Vec::new();
+    for (i, n) in report.nodes.iter().enumerate() {
+        let parse = |field: &str, value: &Option<String>, v4: bool, problems: &mut Vec<Problem>| {
+            let text = value.as_deref()?;
+            match text.parse::<IpAddr>() {
+                Ok(a) if a.is_ipv4() == v4 => Some(a),
+                Ok(a) => {
+                    problems.push(problem(
+                        format!("nodes[{i}].{field}"),
+                        format!("{a} is not an {} address", if v4 { "IPv4" } else { "IPv6" }),
+                    ));
+                    None
+                }
+                Err(_) => {
+                    problems.push(problem(
+                        format!("nodes[{i}].{field}"),
+                        format!("`{text}` is not an IP address"),
+                    ));
+                    None
+                }
+            }
+        };
+        let ipv4 = parse("ipv4", &n.ipv4, true, &mut problems);
+        let ipv6 = parse("ipv6", &n.ipv6, false, &mut problems);
+        if n.deleting {
+            continue;
+        }
+        nodes.push(NodeSpec {
+            name: n.name.clone(),
+            ipv4,
+            ipv6,
+            shutdown: false,
+        });
+    }
+    for p in site.check_nodes(cluster, &nodes) {
+        problems.push(problem(p.key, p.message));
+    }
+
+    // Pools: every reported block must lie inside the site's pools for this cluster.
+    let site_ranges: Vec<(String, bool, Range)> = site
+        .pools
+        .iter()
+        .filter(|p| p.cluster.as_deref().is_none_or(|c| c == cluster.name))
+        .flat_map(|p| {
+            p.blocks
+                .iter()
+                .filter_map(|b| Range::parse(b).ok())
+                .map(move |r| (p.name.clone(), p.disabled, r))
+        })
+        .collect();
+    let mut narrow = Vec::new();
+    for (pi, pool) in report.pools.iter().enumerate() {
+        for (bi, block) in pool.blocks.iter().enumerate() {
+            let path = format!("pools[{pi}].blocks[{bi}]");
+            match Range::parse(block) {
+                Err(e) => problems.push(problem(path, format!("pool `{}`: {e}", pool.name))),
+                Ok(r) => {
+                    let inside = site_ranges.iter().any(|(_, _, s)| {
+                        s.start <= r.start && r.end <= s.end && s.is_ipv4() == r.is_ipv4()
+                    });
+                    if !inside {
+                        problems.push(problem(
+                            path,
+                            format!(
+                                "pool `{}` block {block} is not inside the site's pools; the gateway never accepts more than the site file allows",
+                                pool.name
+                            ),
+                        ));
+                    } else if !pool.disabled {
+                        narrow.push(r);
+                    }
+                }
+            }
+        }
+    }
+
+    // Services: every VIP a host address inside a site pool.
+    for (si, svc) in report.services.iter().enumerate() {
+        for (ii, ip) in svc.ips.iter().enumerate() {
+            let path = format!("services[{si}].ips[{ii}]");
+            let who = format!("service {}/{}", svc.namespace, svc.name);
+            let addr = match parse_host(ip) {
+                Ok(a) => a,
+                Err(m) => {
+                    problems.push(problem(path, format!("{who}: {m}")));
+                    continue;
+                }
+            };
+            match site_ranges.iter().find(|(_, _, r)| r.contains(addr)) {
+                None => problems.push(problem(
+                    path,
+                    format!("{who}: VIP {addr} is outside every pool of the site"),
+                )),
+                Some((pool, true, _)) => warnings.push(format!(
+                    "{who}: VIP {addr} is in disabled pool `{pool}`; the gateway does not accept it"
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    if !report.l2_announcement_policies.is_empty() {
+        warnings.push(format!(
+            "L2 announcement policies still present: {}",
+            report.l2_announcement_policies.join(", ")
+        ));
+    }
+
+    if problems.is_empty() {
+        Ok(Checked {
+            nodes,
+            narrow: (!report.pools.is_empty()).then_some(narrow),
+            warnings,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+/// A VIP: a plain address or a host prefix (/32, /128).
+fn parse_host(text: &str) -> Result<IpAddr, String> {
+    if let Ok(a) = text.parse::<IpAddr>() {
+        return Ok(a);
+    }
+    match text.parse::<IpNet>() {
+        Ok(net) if net.prefix_len() == net.max_prefix_len() => Ok(net.addr()),
+        Ok(net) => Err(format!(
+            "{net} is a /{} prefix, not a host route (/{}): a VIP is one address",
+            net.prefix_len(),
+            net.max_prefix_len()
+        )),
+        Err(_) => Err(format!("`{text}` is not an IP address")),
+    }
+}
+
+/// The desired state's inputs: the site's static nodes, replaced per cluster by the nodes and
+/// pools of that cluster's last accepted report.
+pub fn inputs<'a>(
+    site: &Site,
+    password: Option<String>,
+    ecmp: bool,
+    accepted: impl IntoIterator<Item = (&'a str, &'a Checked)>,
+) -> GatewayInputs {
+    let mut inputs = GatewayInputs::from_site(site, password);
+    inputs.ecmp = ecmp;
+    for (cluster, checked) in accepted {
+        inputs
+            .nodes
+            .insert(cluster.to_string(), checked.nodes.clone());
+        if let Some(narrow) = &checked.narrow {
+            inputs.narrow.insert(cluster.to_string(), narrow.clone());
+        }
+    }
+    inputs
+}
+
+/// Names of nodes in a checked report (for status).
+pub fn node_names(checked: &Checked) -> BTreeSet<String> {
+    checked.nodes.iter().map(|n| n.name.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> Site {
+        bgplb_site::parse(include_str!("../../config/site.toml")).unwrap()
+    }
+
+    fn report() -> Report {
+        serde_json::from_str(include_str!("../../proto/fixtures/report-home.json")).unwrap()
+    }
+
+    fn problems(r: &Report) -> Vec<String> {
+        let s = site();
+        check(&s, &s.clusters[0], r)
+            .unwrap_err()
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn the_reference_report_is_accepted() {
+        let s = site();
+        let c = check(&s, &s.clusters[0], &report()).unwrap();
+        assert_eq!(c.nodes.len(), 3);
+        assert_eq!(
+            c.narrow.as_ref().unwrap().len(),
+            3,
+            "the disabled pool narrows nothing in"
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let mut r = report();
+        r.nodes[0].ipv4 = Some("172.29.50.11".into());
+        r.nodes[1].ipv6 = Some("not-an-address".into());
+        r.services[0].ips[0] = "172.29.53.7".into();
+        r.services[1].ips[0] = "172.29.52.0/24".into();
+        r.pools[0].blocks[0] = "172.29.52.0/24".into();
+        let found = problems(&r);
+        let expect = [
+            "nodes[0].ipv4: node `k8s-1` address 172.29.50.11 is outside the node subnets",
+            "nodes[1].ipv6: `not-an-address` is not an IP address",
+            "services[0].ips[0]: service ingress/traefik: VIP 172.29.53.7 is outside every pool",
+            "services[1].ips[0]: service media/jellyfin: 172.29.52.0/24 is a /24 prefix, not a host route",
+            "pools[0].blocks[0]: pool `bgp-default` block 172.29.52.0/24 is not inside the site's pools",
+        ];
+        for e in expect {
+            assert!(
+                found.iter().any(|f| f.starts_with(e)),
+                "missing `{e}` in {found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_nodes_and_wrong_cluster_are_refused() {
+        let mut r = report();
+        r.cluster = "other".into();
+        let template = r.nodes[0].clone();
+        r.nodes = (0..65)
+            .map(|i| bgplb_proto::Node {
+                name: format!("n{i}"),
+                ipv4: Some(format!("172.29.51.{}", 100 + i)),
+                ipv6: None,
+                ..template.clone()
+            })
+            .collect();
+        let found = problems(&r);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("cluster: the report is for cluster `other`")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("nodes: 65 nodes exceed max_nodes = 64")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn deleting_nodes_leave_and_an_empty_pool_list_narrows_nothing() {
+        let s = site();
+        let mut r = report();
+        r.nodes[2].deleting = true;
+        r.pools.clear();
+        let c = check(&s, &s.clusters[0], &r).unwrap();
+        assert_eq!(c.nodes.len(), 2);
+        assert_eq!(c.narrow, None);
+    }
+
+    #[test]
+    fn vip_in_a_disabled_pool_is_a_warning() {
+        let s = site();
+        let mut r = report();
+        r.services[1].ips[0] = "172.29.52.60".into();
+        let c = check(&s, &s.clusters[0], &r).unwrap();
+        assert!(
+            c.warnings[0].contains("disabled pool `bgp-reserved`"),
+            "{:?}",
+            c.warnings
+        );
+    }
+}

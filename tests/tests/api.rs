@@ -1,0 +1,226 @@
+//! The agent's mutual-TLS API against a running `bgplb-agent run`: who may report, and that every
+//! bad report gets its own 4xx and changes nothing (FRR, kernel, generations).
+
+use bgplb_tests::client::{pki_dir, request, request_with_ca, Answer};
+use bgplb_tests::{Lab, LabSpec};
+
+const URL: &str = "https://172.29.51.1:7443/v1/clusters/home/report";
+
+/// A valid report for the lab's nodes (k8s-1, k8s-2), generation `generation`.
+fn report(generation: u64) -> serde_json::Value {
+    let mut r: serde_json::Value =
+        serde_json::from_str(include_str!("../../proto/fixtures/report-home.json")).unwrap();
+    r["generation"] = generation.into();
+    r["nodes"].as_array_mut().unwrap().truncate(2);
+    r
+}
+
+fn body(v: &serde_json::Value) -> Option<Vec<u8>> {
+    Some(serde_json::to_vec(v).unwrap())
+}
+
+fn lab_with_daemon() -> Lab {
+    let mut lab = Lab::start(LabSpec {
+        nodes: 2,
+        ..LabSpec::default()
+    });
+    let site = lab.daemon_site();
+    lab.write_site(&site);
+    lab.start_daemon();
+    lab
+}
+
+/// What a refused report must leave alone.
+fn snapshot(lab: &Lab) -> (String, String, String) {
+    let running = lab.running_config();
+    let owned = bgplb_frr::Owned::from_text(&running);
+    let kernel = bgplb_tests::cmd::run(&["ip", "-n", &lab.gw, "route", "show"])
+        + &bgplb_tests::cmd::run(&["ip", "-n", &lab.gw, "-6", "route", "show"]);
+    let generations = lab.agent_ok(&["history", "--json"]);
+    (format!("{owned:?}"), kernel, generations)
+}
+
+#[test]
+fn only_the_right_client_certificate_may_report() {
+    let lab = lab_with_daemon();
+    let ns = lab.nodes[0].ns.clone();
+    let ok = request(&ns, Some("companion-home"), "PUT", URL, body(&report(10)));
+    assert_eq!(ok.status(), Some(202), "{ok:?}\n{}", lab.daemon_log());
+    assert_eq!(ok.json()["generation"], 10);
+
+    // Refused in the TLS handshake: no certificate, another CA, expired, a server certificate.
+    for identity in [
+        None,
+        Some("other-ca-home"),
+        Some("expired-home"),
+        Some("server-as-client"),
+    ] {
+        let a = request(&ns, identity, "PUT", URL, body(&report(11)));
+        assert!(
+            matches!(a, Answer::Failed(_)),
+            "{identity:?} was not refused: {a:?}"
+        );
+    }
+    // A valid certificate for another cluster: refused by the identity check.
+    let a = request(&ns, Some("companion-lab"), "PUT", URL, body(&report(12)));
+    assert_eq!(a.status(), Some(403), "{a:?}");
+    assert_eq!(a.json()["error"], "wrong-identity");
+    assert!(a.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("spiffe://bgplb/cluster/home"));
+    // Status needs a client certificate too; the agent's own certificate checks out against the CA.
+    let s = request(
+        &ns,
+        Some("companion-home"),
+        "GET",
+        "https://172.29.51.1:7443/v1/status",
+        None,
+    );
+    assert_eq!(s.status(), Some(200), "{s:?}");
+    assert_eq!(s.json()["clusters"][0]["report_generation"], 10);
+    // A client that does not trust the agent's CA refuses the agent.
+    let a = request_with_ca(
+        &ns,
+        &pki_dir().join("other-ca.crt"),
+        Some("companion-home"),
+        "GET",
+        "https://172.29.51.1:7443/v1/status",
+        None,
+    );
+    assert!(matches!(a, Answer::Failed(_)), "{a:?}");
+}
+
+#[test]
+fn every_bad_report_gets_a_specific_4xx_and_changes_nothing() {
+    let lab = lab_with_daemon();
+    let ns = lab.nodes[0].ns.clone();
+    let ok = request(&ns, Some("companion-home"), "PUT", URL, body(&report(100)));
+    assert_eq!(ok.status(), Some(202), "{ok:?}");
+    lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
+    let before = snapshot(&lab);
+
+    let mut outside_subnet = report(101);
+    outside_subnet["nodes"][0]["ipv4"] = "172.29.50.11".into();
+    let mut vip_outside = report(102);
+    vip_outside["services"][0]["ips"][0] = "172.29.53.5".into();
+    let mut not_host = report(103);
+    not_host["services"][1]["ips"][0] = "172.29.52.0/24".into();
+    let mut wrong_type = report(104);
+    wrong_type["nodes"] = "k8s-1".into();
+    let oversized = {
+        let mut r = report(105);
+        r["padding"] = "x".repeat(2 * 1024 * 1024).into();
+        r
+    };
+    let cases: Vec<(&str, &str, Option<Vec<u8>>, u16, &str)> = vec![
+        (
+            "malformed JSON",
+            URL,
+            Some(b"{\"cluster\": \"home\", ".to_vec()),
+            400,
+            "malformed-json",
+        ),
+        ("wrong types", URL, body(&wrong_type), 422, "wrong-type"),
+        ("oversized body", URL, body(&oversized), 413, "too-large"),
+        (
+            "node outside the node subnet",
+            URL,
+            body(&outside_subnet),
+            422,
+            "invalid-report",
+        ),
+        (
+            "VIP outside the pools",
+            URL,
+            body(&vip_outside),
+            422,
+            "invalid-report",
+        ),
+        (
+            "prefix that is not a host route",
+            URL,
+            body(&not_host),
+            422,
+            "invalid-report",
+        ),
+        (
+            "unknown cluster",
+            "https://172.29.51.1:7443/v1/clusters/nope/report",
+            body(&report(106)),
+            404,
+            "unknown-cluster",
+        ),
+        (
+            "older generation",
+            URL,
+            body(&report(99)),
+            409,
+            "stale-generation",
+        ),
+    ];
+    for (what, url, b, status, kind) in cases {
+        let a = request(&ns, Some("companion-home"), "PUT", url, b);
+        assert_eq!(a.status(), Some(status), "{what}: {a:?}");
+        assert_eq!(a.json()["error"], kind, "{what}: {a:?}");
+    }
+    // The problems are named.
+    let a = request(&ns, Some("companion-home"), "PUT", URL, body(&not_host));
+    let problems = a.json()["problems"].to_string();
+    assert!(
+        problems.contains("services[1].ips[0]") && problems.contains("not a host route"),
+        "{problems}"
+    );
+
+    // Give the reconciler a chance to (wrongly) act, then compare.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        snapshot(&lab),
+        before,
+        "a refused report changed FRR, the kernel or the generations"
+    );
+    let events = lab.agent_ok(&["status", "--json"]);
+    assert!(!events.is_empty());
+    // The same report again is a harmless duplicate.
+    let again = request(&ns, Some("companion-home"), "PUT", URL, body(&report(100)));
+    assert_eq!(again.status(), Some(202));
+    assert_eq!(again.json()["duplicate"], true);
+}
+
+#[test]
+fn rotated_tls_files_are_picked_up_without_a_restart() {
+    let lab = lab_with_daemon();
+    let ns = lab.nodes[0].ns.clone();
+    assert_eq!(
+        request(&ns, Some("companion-home"), "PUT", URL, body(&report(1))).status(),
+        Some(202)
+    );
+    // Rotate the client CA to another one: the old client certificate stops working, a
+    // certificate from the new CA starts working, with no restart.
+    let tls = lab.dir.path().join("tls");
+    std::fs::copy(pki_dir().join("other-ca.crt"), tls.join("ca.crt")).unwrap();
+    bgplb_tests::cmd::wait_for(
+        "the new client CA to be in force",
+        std::time::Duration::from_secs(20),
+        || {
+            matches!(
+                request(&ns, Some("companion-home"), "PUT", URL, body(&report(2))),
+                Answer::Failed(_)
+            )
+            .then_some(())
+        },
+    );
+    let a = request(&ns, Some("other-ca-home"), "PUT", URL, body(&report(3)));
+    assert_eq!(a.status(), Some(202), "{a:?}");
+    // A broken rotation (garbage CA) keeps the previous configuration.
+    std::fs::write(tls.join("ca.crt"), "not a certificate").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let a = request(&ns, Some("other-ca-home"), "PUT", URL, body(&report(4)));
+    assert_eq!(a.status(), Some(202), "{a:?}");
+    assert!(
+        lab.daemon_log()
+            .contains("TLS files changed but cannot be loaded"),
+        "{}",
+        lab.daemon_log()
+    );
+}
