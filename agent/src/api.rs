@@ -110,6 +110,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, message) = self.parts();
+        let accepted_generation = match &self {
+            ApiError::Stale { have, .. } => Some(*have),
+            _ => None,
+        };
         let problems = match self {
             ApiError::Invalid { problems, .. } => problems,
             _ => Vec::new(),
@@ -120,6 +124,7 @@ impl IntoResponse for ApiError {
                 error: kind.into(),
                 message,
                 problems,
+                accepted_generation,
             }),
         )
             .into_response()

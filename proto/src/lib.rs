@@ -174,6 +174,9 @@ pub struct ErrorBody {
     /// Every problem found, each with the JSON path it concerns.
     #[serde(default)]
     pub problems: Vec<Problem>,
+    /// With `stale-generation`: the generation the agent holds; a newer report must exceed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_generation: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

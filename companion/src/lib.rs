@@ -1,0 +1,13 @@
+//! bgplb-companion: the cluster side of bgplb.
+//!
+//! [`watch`] keeps Kubernetes and Cilium objects, [`project`] turns them into the report
+//! (pure), [`push`] delivers it to every agent over mutual TLS, [`leader`] makes sure only one
+//! replica reports; [`run`] wires them together (see its module doc).
+
+pub mod cli;
+pub mod config;
+pub mod leader;
+pub mod project;
+pub mod push;
+pub mod run;
+pub mod watch;

@@ -1,0 +1,187 @@
+//! Delivering reports to the agents over mutual TLS.
+//!
+//! One sender per agent. Each holds only the latest report (a `watch` channel): while an agent is
+//! down, reports are not queued, and when it is back it receives the newest state at once.
+//! Failures back off exponentially with jitter (1 s to 30 s). A report the agent refuses as
+//! invalid is not retried (it would be refused again); the next change or heartbeat brings a new
+//! one. A stale-generation refusal raises the floor for the next generation.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgplb_proto::{ErrorBody, Report};
+use tokio::sync::watch;
+
+use crate::config::TlsFiles;
+
+/// Why the mTLS client cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid TLS material: {0}")]
+    Tls(String),
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, PushError> {
+    std::fs::read(path).map_err(|source| PushError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// An HTTPS client trusting only the agents' CA and presenting the companion's certificate.
+pub fn client(tls: &TlsFiles) -> Result<reqwest::Client, PushError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(&read("CA", &tls.ca)?)
+        .map_err(|e| PushError::Tls(format!("{}: {e}", tls.ca.display())))?;
+    let mut pem = read("certificate", &tls.cert)?;
+    pem.extend(read("key", &tls.key)?);
+    let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+        PushError::Tls(format!(
+            "{} / {}: {e}",
+            tls.cert.display(),
+            tls.key.display()
+        ))
+    })?;
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .identity(identity)
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| PushError::Tls(e.to_string()))
+}
+
+/// What happened to one delivery attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Accepted,
+    /// The agent refused the content; retrying the same report is pointless.
+    Refused(String),
+    /// The agent holds a newer generation.
+    Stale(Option<u64>),
+    /// Transport error or 5xx: retry.
+    Failed(String),
+}
+
+pub async fn deliver(client: &reqwest::Client, base: &str, report: &Report) -> Delivery {
+    let url = format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        bgplb_proto::report_path(&report.cluster)
+    );
+    match client.put(&url).json(report).send().await {
+        Ok(resp) if resp.status().is_success() => Delivery::Accepted,
+        Ok(resp) => {
+            let status = resp.status();
+            let body: ErrorBody = resp.json().await.unwrap_or_default();
+            let text = format!("{status}: {} {}", body.error, body.message);
+            if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+                Delivery::Failed(text)
+            } else if body.error == "stale-generation" {
+                Delivery::Stale(body.accepted_generation)
+            } else {
+                let problems: Vec<String> = body
+                    .problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.path, p.message))
+                    .collect();
+                Delivery::Refused(format!("{text} {}", problems.join("; ")))
+            }
+        }
+        Err(e) => {
+            use std::error::Error;
+            let mut msg = e.to_string();
+            let mut src = e.source();
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            Delivery::Failed(msg)
+        }
+    }
+}
+
+/// Exponential backoff with ±20 % jitter.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(1)
+        .saturating_mul(2u32.saturating_pow(attempt.min(5)))
+        .min(Duration::from_secs(30));
+    let jitter = 0.8 + fastrand::f64() * 0.4;
+    base.mul_f64(jitter)
+}
+
+/// Sends the latest report to the agent at `base` forever.
+pub async fn sender(
+    client: reqwest::Client,
+    base: String,
+    mut latest: watch::Receiver<Option<Arc<Report>>>,
+    floor: Arc<AtomicU64>,
+) {
+    let mut delivered: Option<u64> = None;
+    let mut attempt = 0u32;
+    loop {
+        let report = latest.borrow_and_update().clone();
+        let pending = report.filter(|r| Some(r.generation) != delivered);
+        let Some(report) = pending else {
+            if latest.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        match deliver(&client, &base, &report).await {
+            Delivery::Accepted => {
+                tracing::debug!(agent = %base, generation = report.generation, "report delivered");
+                delivered = Some(report.generation);
+                attempt = 0;
+            }
+            Delivery::Refused(why) => {
+                tracing::error!(agent = %base, generation = report.generation, %why, "the agent refused the report");
+                delivered = Some(report.generation);
+                attempt = 0;
+            }
+            Delivery::Stale(have) => {
+                let have = have.unwrap_or(report.generation);
+                floor.fetch_max(have, Ordering::SeqCst);
+                tracing::warn!(agent = %base, generation = report.generation, have, "the agent holds a newer generation; the next report goes above it");
+                delivered = Some(report.generation);
+            }
+            Delivery::Failed(why) => {
+                let wait = backoff(attempt);
+                attempt = attempt.saturating_add(1);
+                tracing::warn!(agent = %base, %why, retry_in = ?wait, "cannot deliver the report");
+                // Retry after the backoff, or at once with a newer report.
+                let _ = tokio::time::timeout(wait, latest.changed()).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_thirty_seconds_with_jitter() {
+        for _ in 0..50 {
+            let first = backoff(0);
+            assert!(
+                first >= Duration::from_millis(800) && first <= Duration::from_millis(1200),
+                "{first:?}"
+            );
+            let late = backoff(20);
+            assert!(
+                late >= Duration::from_secs(24) && late <= Duration::from_secs(36),
+                "{late:?}"
+            );
+        }
+    }
+}
