@@ -105,7 +105,7 @@ pub fn identities(der: &[u8]) -> Vec<String> {
 /// Whether the certificate may report for `cluster`.
 pub fn may_report_for(der: &[u8], cluster: &str) -> bool {
     let wanted = bgplb_proto::identity(cluster);
-    identities(der).iter().any(|i| *i == wanted)
+    identities(der).contains(&wanted)
 }
 
 /// Modification times of the three files, to notice a rotation.

@@ -182,6 +182,7 @@ pub fn spawn_dynamic(
     into: Shared<DynamicObject>,
     notify: Arc<Notify>,
     what: &'static str,
+    retry: Duration,
 ) {
     tokio::spawn(async move {
         loop {
@@ -202,7 +203,7 @@ pub fn spawn_dynamic(
                     notify.notify_one();
                 }
                 tracing::debug!(kind = what, "CRD not installed; looking again later");
-                tokio::time::sleep(CRD_RETRY).await;
+                tokio::time::sleep(retry).await;
             }
         }
     });
@@ -230,6 +231,23 @@ impl Watched {
         cilium_daemonset: &str,
         notify: Arc<Notify>,
     ) -> Watched {
+        Watched::start_with(
+            client,
+            cilium_namespace,
+            cilium_daemonset,
+            notify,
+            CRD_RETRY,
+        )
+    }
+
+    /// Like [`Watched::start`], probing for missing CRDs every `crd_retry`.
+    pub fn start_with(
+        client: Client,
+        cilium_namespace: &str,
+        cilium_daemonset: &str,
+        notify: Arc<Notify>,
+        crd_retry: Duration,
+    ) -> Watched {
         let w = Watched::default();
         spawn_typed(
             Api::<Node>::all(client.clone()),
@@ -256,6 +274,7 @@ impl Watched {
                 into.clone(),
                 notify.clone(),
                 what,
+                crd_retry,
             );
         };
         crd(

@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bgplb_site::Site;
@@ -37,6 +38,8 @@ pub struct LabSpec {
     pub password: Option<String>,
     /// Graceful restart on the GoBGP side, with the N-bit, as Cilium sets it.
     pub graceful_restart: bool,
+    /// A client namespace behind the gateway (192.168.100.2, fd47:ffff::2), for TCP to VIPs.
+    pub client: bool,
 }
 
 impl Default for LabSpec {
@@ -46,6 +49,7 @@ impl Default for LabSpec {
             ipv6: true,
             password: None,
             graceful_restart: true,
+            client: false,
         }
     }
 }
@@ -60,6 +64,10 @@ pub struct Lab {
     pub dir: tempfile::TempDir,
     frr: Vec<Child>,
     daemon: Option<Child>,
+    /// Other processes the lab started (the companion), stopped on drop.
+    extra: Vec<Child>,
+    /// Set on drop: stops the TCP services' threads.
+    stop: Arc<AtomicBool>,
     namespaces: Vec<String>,
 }
 
@@ -118,6 +126,8 @@ impl Lab {
             dir,
             frr: Vec::new(),
             daemon: None,
+            extra: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
             namespaces: Vec::new(),
         };
 
@@ -159,6 +169,79 @@ impl Lab {
 
         for i in 1..=spec.nodes {
             lab.add_node(i);
+        }
+        if spec.client {
+            let c = lab.client_ns();
+            lab.add_namespace(&c);
+            run(&[
+                "ip", "-n", &gw, "link", "add", "c0", "type", "veth", "peer", "name", "eth0",
+                "netns", &c,
+            ]);
+            run(&[
+                "ip",
+                "-n",
+                &gw,
+                "addr",
+                "add",
+                "192.168.100.1/24",
+                "dev",
+                "c0",
+            ]);
+            run(&[
+                "ip",
+                "-n",
+                &gw,
+                "addr",
+                "add",
+                "fd47:ffff::1/64",
+                "dev",
+                "c0",
+                "nodad",
+            ]);
+            run(&["ip", "-n", &gw, "link", "set", "c0", "up"]);
+            run(&[
+                "ip",
+                "-n",
+                &c,
+                "addr",
+                "add",
+                "192.168.100.2/24",
+                "dev",
+                "eth0",
+            ]);
+            run(&[
+                "ip",
+                "-n",
+                &c,
+                "addr",
+                "add",
+                "fd47:ffff::2/64",
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+            run(&["ip", "-n", &c, "link", "set", "eth0", "up"]);
+            run(&[
+                "ip",
+                "-n",
+                &c,
+                "route",
+                "add",
+                "default",
+                "via",
+                "192.168.100.1",
+            ]);
+            run(&[
+                "ip",
+                "-n",
+                &c,
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                "fd47:ffff::1",
+            ]);
         }
         lab.start_frr();
         for node in &mut lab.nodes {
@@ -526,6 +609,117 @@ impl Lab {
         );
     }
 
+    /// Name of the client namespace (with `LabSpec::client`).
+    pub fn client_ns(&self) -> String {
+        format!("{}c", self.id)
+    }
+
+    /// Gives node `index` the VIP (on its loopback, as Cilium's datapath would answer for it) and
+    /// runs a TCP service there that answers with the node's name.
+    pub fn serve_vip(&self, index: usize, vip: &str, port: u16) {
+        let node = &self.nodes[index];
+        let plen = if vip.contains(':') { "128" } else { "32" };
+        let out = cmd::output(&[
+            "ip",
+            "-n",
+            &node.ns,
+            "addr",
+            "add",
+            &format!("{vip}/{plen}"),
+            "dev",
+            "lo",
+        ]);
+        let _ = out; // already there is fine
+        let addr: std::net::SocketAddr = if vip.contains(':') {
+            format!("[{vip}]:{port}").parse().expect("addr")
+        } else {
+            format!("{vip}:{port}").parse().expect("addr")
+        };
+        let name = node.name.clone();
+        let stop = self.stop.clone();
+        let ns = node.ns.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            crate::netns::run_in(&ns, move || {
+                let listener = std::net::TcpListener::bind(addr).expect("bind the VIP service");
+                listener.set_nonblocking(true).expect("nonblocking");
+                let _ = ready_tx.send(());
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((mut conn, _)) => {
+                            use std::io::Write;
+                            let _ = conn.write_all(format!("{name}\n").as_bytes());
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("VIP service started");
+    }
+
+    /// A TCP request from the client namespace to `vip:port`: the answering node's name.
+    pub fn tcp_from_client(&self, vip: &str, port: u16) -> Result<String, String> {
+        let addr: std::net::SocketAddr = if vip.contains(':') {
+            format!("[{vip}]:{port}").parse().expect("addr")
+        } else {
+            format!("{vip}:{port}").parse().expect("addr")
+        };
+        crate::netns::run_in(&self.client_ns(), move || {
+            use std::io::Read;
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                .map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))
+                .map_err(|e| e.to_string())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+            Ok(out.trim().to_string())
+        })
+    }
+
+    /// Starts `bgplb-companion run` in node `index`'s namespace, reporting to the daemon, with a
+    /// Kubernetes API stand-in expected at 127.0.0.1:6443 in that namespace.
+    pub fn start_companion(&mut self, index: usize, heartbeat: u64) {
+        let dir = self.dir.path();
+        let pki = crate::client::pki_dir();
+        fs::write(
+            dir.join("kubeconfig"),
+            crate::kubesim::kubeconfig("http://127.0.0.1:6443"),
+        )
+        .expect("kubeconfig");
+        fs::write(
+            dir.join("companion.toml"),
+            format!(
+                "cluster = \"home\"\nagents = [\"https://172.29.51.1:7443\"]\nheartbeat = {heartbeat}\ndebounce_ms = 200\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[leader_election]\nlease_seconds = 6\n",
+                ca = pki.join("ca.crt").display(),
+                cert = pki.join("companion-home.crt").display(),
+                key = pki.join("companion-home.key").display(),
+            ),
+        )
+        .expect("companion.toml");
+        let log = fs::File::create(dir.join("companion.log")).expect("log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.nodes[index].ns])
+            .arg(crate::bins::path("bgplb-companion"))
+            .args(["-v", "run", "--config"])
+            .arg(dir.join("companion.toml"))
+            .arg("--kubeconfig")
+            .arg(dir.join("kubeconfig"))
+            .args(["--identity", "companion-0"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start bgplb-companion");
+        self.extra.push(child);
+    }
+
+    pub fn companion_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("companion.log")).unwrap_or_default()
+    }
+
     /// Writes `site`, applies it with the agent and waits until every node's sessions are up.
     pub fn apply_and_wait(&self, site: &Site) -> String {
         self.write_site(site);
@@ -799,6 +993,11 @@ impl Drop for Node {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for mut c in self.extra.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         self.stop_daemon();
         for node in &mut self.nodes {
             node.stop_bgp();

@@ -9,6 +9,7 @@
 pub mod bins;
 pub mod client;
 pub mod cmd;
+pub mod kubesim;
 pub mod lab;
 pub mod netns;
 pub mod pki;

@@ -31,3 +31,29 @@ where
             .block_on(f())
     })
 }
+
+/// A bare namespace with only loopback, removed on drop: a private place for a test server and
+/// its client.
+pub struct Scratch {
+    pub name: String,
+}
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "blt{}x{}{tag}",
+            std::process::id(),
+            900 + N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        crate::cmd::run(&["ip", "netns", "add", &name]);
+        crate::cmd::run(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Scratch { name }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        crate::cmd::quiet(&["ip", "netns", "delete", &self.name]);
+    }
+}

@@ -91,6 +91,9 @@ fn only_the_right_client_certificate_may_report() {
     assert!(matches!(a, Answer::Failed(_)), "{a:?}");
 }
 
+/// (what, url, body, expected status, expected error kind)
+type Case<'a> = (&'a str, &'a str, Option<Vec<u8>>, u16, &'a str);
+
 #[test]
 fn every_bad_report_gets_a_specific_4xx_and_changes_nothing() {
     let lab = lab_with_daemon();
@@ -113,7 +116,7 @@ fn every_bad_report_gets_a_specific_4xx_and_changes_nothing() {
         r["padding"] = "x".repeat(2 * 1024 * 1024).into();
         r
     };
-    let cases: Vec<(&str, &str, Option<Vec<u8>>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "malformed JSON",
             URL,

@@ -1,0 +1,148 @@
+//! End to end in the lab: the companion, unchanged, watches a simulated cluster (the Kubernetes
+//! API stand-in) and reports to the agent daemon, which drives the gateway's real FRR.
+
+use std::time::Duration;
+
+use bgplb_tests::client::request;
+use bgplb_tests::cmd::wait_for;
+use bgplb_tests::kubesim::{objects, KubeSim};
+use bgplb_tests::{Lab, LabSpec};
+
+const COMMUNITY: &[&str] = &["64512:100"];
+
+fn neighbours(lab: &Lab) -> Vec<String> {
+    lab.peer_states().into_keys().collect()
+}
+
+fn agent_status(lab: &Lab) -> serde_json::Value {
+    request(
+        &lab.nodes[1].ns,
+        Some("companion-home"),
+        "GET",
+        "https://172.29.51.1:7443/v1/status",
+        None,
+    )
+    .json()
+}
+
+#[test]
+fn the_companion_drives_the_gateway_from_the_cluster() {
+    let mut lab = Lab::start(LabSpec {
+        nodes: 3,
+        client: true,
+        ..LabSpec::default()
+    });
+    let site = lab.daemon_site();
+    lab.write_site(&site);
+    lab.start_daemon();
+
+    // The simulated cluster: two nodes, Cilium 1.18 with the reference pools.
+    let sim = KubeSim::new();
+    sim.serve_cilium();
+    sim.apply(objects::cilium_daemonset("1.18.2"));
+    for p in objects::reference_pools() {
+        sim.apply(p);
+    }
+    sim.apply(objects::bgp_cluster_config("bgplb-home"));
+    for n in &lab.nodes[..2] {
+        sim.apply(objects::node(&n.name, &n.ipv4, n.ipv6.as_deref(), true));
+    }
+    sim.spawn_in_namespace(&lab.nodes[0].ns, "127.0.0.1:6443".parse().unwrap());
+    lab.start_companion(0, 3);
+
+    // The report replaces the site's three static nodes with the cluster's two.
+    wait_for(
+        "FRR to peer with exactly k8s-1 and k8s-2",
+        Duration::from_secs(30),
+        || {
+            let n = neighbours(&lab);
+            (n.len() == 4 && !n.iter().any(|a| a.ends_with("::13") || a == "172.29.51.13"))
+                .then_some(())
+        },
+    );
+    lab.wait_established(&[
+        "172.29.51.11",
+        "172.29.51.12",
+        "fd47:25e1:2f96:51::11",
+        "fd47:25e1:2f96:51::12",
+    ]);
+
+    // A node joins: its sessions appear and come up.
+    let k3 = &lab.nodes[2];
+    sim.apply(objects::node(&k3.name, &k3.ipv4, k3.ipv6.as_deref(), true));
+    lab.wait_established(&["172.29.51.13", "fd47:25e1:2f96:51::13"]);
+
+    // A new LoadBalancer service: Cilium (here: the test) announces its VIP from the nodes with
+    // endpoints; it becomes reachable over TCP from the client.
+    sim.apply(objects::service("web", "nginx", &["172.29.52.150"], 8080));
+    sim.apply(objects::endpoint_slice("web", "nginx", &["k8s-2", "k8s-3"]));
+    for i in [1, 2] {
+        lab.serve_vip(i, "172.29.52.150", 8080);
+        lab.nodes[i].announce("172.29.52.150/32", COMMUNITY);
+    }
+    lab.wait_route("172.29.52.150", &["172.29.51.12", "172.29.51.13"]);
+    let answer = lab
+        .tcp_from_client("172.29.52.150", 8080)
+        .expect("TCP to the VIP");
+    assert!(answer == "k8s-2" || answer == "k8s-3", "{answer}");
+    // An unallocated VIP is not routed.
+    assert!(lab.tcp_from_client("172.29.52.151", 8080).is_err());
+
+    // A node leaves the cluster: its sessions go.
+    assert!(sim.delete("v1", "Node", "", "k8s-1"));
+    wait_for("k8s-1's sessions to go", Duration::from_secs(30), || {
+        let n = neighbours(&lab);
+        (!n.contains(&"172.29.51.11".to_string())
+            && !n.contains(&"fd47:25e1:2f96:51::11".to_string()))
+        .then_some(())
+    });
+
+    // The agent restarts: it comes back to the same state from SQLite, resetting nothing.
+    let counters = lab.session_counters();
+    let generations = lab.agent_ok(&["history", "--json"]);
+    lab.stop_daemon();
+    lab.start_daemon();
+    wait_for(
+        "the restarted agent to be ready",
+        Duration::from_secs(30),
+        || {
+            let out = bgplb_tests::netns::run_in(&lab.gw, || {
+                std::net::TcpStream::connect("127.0.0.1:9478").is_ok()
+            });
+            out.then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        lab.session_counters(),
+        counters,
+        "the agent's restart reset a session"
+    );
+    let after: Vec<serde_json::Value> =
+        serde_json::from_str(&lab.agent_ok(&["history", "--json"])).unwrap();
+    let before: Vec<serde_json::Value> = serde_json::from_str(&generations).unwrap();
+    assert_eq!(
+        after[0]["number"], before[0]["number"],
+        "the restart applied a new generation"
+    );
+
+    // The agent is down while the cluster changes: the companion retries and the agent gets the
+    // latest state when it is back.
+    lab.stop_daemon();
+    sim.apply(objects::service("web", "api", &["172.29.52.152"], 8081));
+    std::thread::sleep(Duration::from_secs(4));
+    lab.start_daemon();
+    wait_for(
+        "the agent to receive the latest report",
+        Duration::from_secs(40),
+        || (agent_status(&lab)["clusters"][0]["services"] == 2).then_some(()),
+    );
+    assert!(
+        lab.companion_log().contains("cannot deliver the report"),
+        "{}",
+        lab.companion_log()
+    );
+    let status = agent_status(&lab);
+    assert_eq!(status["clusters"][0]["nodes"], 2);
+    assert_eq!(status["clusters"][0]["stale"], false);
+}
