@@ -7,7 +7,7 @@ use bgplb_frr::{naming, show, Family};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::store::{Generation, Outcome, Store};
+use crate::store::{Generation, Outcome, Store, StoredReport};
 use crate::vtysh::Vtysh;
 
 #[derive(Debug, Clone, Serialize)]
@@ -20,6 +20,40 @@ pub struct Status {
     /// Why FRR could not be read, if it could not.
     pub frr_error: Option<String>,
     pub peers: Vec<Peer>,
+    /// Per cluster: its last report, the pools' usage and the services' VIPs with their routes.
+    pub clusters: Vec<ClusterView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterView {
+    pub name: String,
+    pub report_generation: u64,
+    pub report_received_at: String,
+    pub report_age_secs: i64,
+    pub nodes: usize,
+    pub pools: Vec<PoolView>,
+    pub services: Vec<ServiceView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolView {
+    pub name: String,
+    pub used: u64,
+    pub total: u64,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    pub name: String,
+    pub vips: Vec<VipView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VipView {
+    pub ip: String,
+    /// Next hops of the gateway's BGP best path(s) for the VIP; empty: not routed.
+    pub routed_via: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,10 +96,12 @@ pub struct Peer {
     pub shutdown: bool,
 }
 
-/// The current generation and the newest attempt, read from the store before FRR is asked.
+/// What the store says: the current generation, the newest attempt, the clusters' reports. Read
+/// before FRR is asked, so no lock is held across the wait.
 pub struct Generations {
     pub current: Option<Generation>,
     pub newest: Option<Generation>,
+    pub reports: Vec<StoredReport>,
 }
 
 impl Generations {
@@ -73,13 +109,18 @@ impl Generations {
         Ok(Generations {
             current: store.current()?,
             newest: store.history(1)?.into_iter().next(),
+            reports: store.reports()?,
         })
     }
 }
 
 /// Reads FRR. FRR being down is reported in the status, not as an error.
 pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn: u32) -> Status {
-    let Generations { current, newest } = generations;
+    let Generations {
+        current,
+        newest,
+        reports,
+    } = generations;
     let last_failure = newest
         .filter(|g| {
             g.outcome == Outcome::Failed && current.as_ref().is_none_or(|c| g.number > c.number)
@@ -92,15 +133,78 @@ pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn
         last_failure,
         frr_error: None,
         peers: Vec::new(),
+        clusters: Vec::new(),
     };
-    match peers(vtysh).await {
-        Ok(p) => status.peers = p,
-        Err(e) => status.frr_error = Some(e.to_string()),
-    }
+    let routes = match peers(vtysh).await {
+        Ok((p, routes)) => {
+            status.peers = p;
+            routes
+        }
+        Err(e) => {
+            status.frr_error = Some(e.to_string());
+            BTreeMap::new()
+        }
+    };
+    status.clusters = reports
+        .iter()
+        .filter_map(|r| cluster_view(r, &routes))
+        .collect();
     status
 }
 
-async fn peers(vtysh: &Vtysh) -> Result<Vec<Peer>, Error> {
+fn cluster_view(
+    stored: &StoredReport,
+    routes: &BTreeMap<String, Vec<String>>,
+) -> Option<ClusterView> {
+    let report: bgplb_proto::Report = serde_json::from_str(&stored.body).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Some(ClusterView {
+        name: stored.cluster.clone(),
+        report_generation: stored.generation,
+        report_received_at: stored.received_at.clone(),
+        report_age_secs: (now - stored.received_unix).max(0),
+        nodes: report.nodes.iter().filter(|n| !n.deleting).count(),
+        pools: report
+            .pools
+            .iter()
+            .map(|p| PoolView {
+                name: p.name.clone(),
+                used: p.used,
+                total: p.total,
+                disabled: p.disabled,
+            })
+            .collect(),
+        services: report
+            .services
+            .iter()
+            .map(|s| ServiceView {
+                name: format!("{}/{}", s.namespace, s.name),
+                vips: s
+                    .ips
+                    .iter()
+                    .map(|ip| {
+                        let host = ip.split('/').next().unwrap_or(ip);
+                        let key = if host.contains(':') {
+                            format!("{host}/128")
+                        } else {
+                            format!("{host}/32")
+                        };
+                        VipView {
+                            ip: ip.clone(),
+                            routed_via: routes.get(&key).cloned().unwrap_or_default(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+/// Our sessions, and the next hops of every BGP best/multipath route by prefix.
+async fn peers(vtysh: &Vtysh) -> Result<(Vec<Peer>, BTreeMap<String, Vec<String>>), Error> {
     let base = [
         "show bgp neighbors json".to_string(),
         "show bgp ipv4 unicast json".to_string(),
@@ -179,7 +283,21 @@ async fn peers(vtysh: &Vtysh) -> Result<Vec<Peer>, Error> {
         (&a.cluster, &a.node, a.family, &a.address)
             .cmp(&(&b.cluster, &b.node, b.family, &b.address))
     });
-    Ok(peers)
+    let mut routes = BTreeMap::new();
+    for table in tables.values() {
+        for (prefix, paths) in &table.routes {
+            let mut via: Vec<String> = paths
+                .iter()
+                .filter(|p| p.valid && (p.bestpath || p.multipath))
+                .flat_map(|p| p.nexthops.iter().map(|n| n.ip.clone()))
+                .filter(|ip| !ip.starts_with("fe80"))
+                .collect();
+            via.sort();
+            via.dedup();
+            routes.insert(prefix.clone(), via);
+        }
+    }
+    Ok((peers, routes))
 }
 
 fn from_value<T: serde::de::DeserializeOwned>(
@@ -251,6 +369,38 @@ pub fn render_table(s: &Status) -> String {
     } else {
         out.push_str(&table.to_string());
         out.push('\n');
+    }
+    for c in &s.clusters {
+        out.push_str(&format!(
+            "\ncluster {}: report generation {} received {}s ago, {} node(s)\n",
+            c.name, c.report_generation, c.report_age_secs, c.nodes
+        ));
+        if !c.pools.is_empty() {
+            let pools: Vec<String> = c
+                .pools
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {}/{}{}",
+                        p.name,
+                        p.used,
+                        p.total,
+                        if p.disabled { " (disabled)" } else { "" }
+                    )
+                })
+                .collect();
+            out.push_str(&format!("  pools used: {}\n", pools.join(", ")));
+        }
+        for svc in &c.services {
+            for v in &svc.vips {
+                let via = if v.routed_via.is_empty() {
+                    "NOT ROUTED".to_string()
+                } else {
+                    format!("via {}", v.routed_via.join(", "))
+                };
+                out.push_str(&format!("  {} {} {}\n", svc.name, v.ip, via));
+            }
+        }
     }
     for p in s.peers.iter().filter(|p| !p.refused.is_empty()) {
         out.push_str(&format!(

@@ -144,3 +144,33 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_loads_and_env_overrides_apply() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/companion.toml");
+        let c = Config::load(&path, None, Vec::new()).unwrap();
+        assert_eq!(c.cluster, "home");
+        assert_eq!(c.agents, ["https://172.29.51.1:7443"]);
+        let c = Config::load(
+            &path,
+            Some("lab".into()),
+            vec!["https://10.0.0.1:7443".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.cluster.as_str(), c.agents[0].as_str()),
+            ("lab", "https://10.0.0.1:7443")
+        );
+    }
+
+    #[test]
+    fn bad_configuration_is_named() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/companion.toml");
+        let err = Config::load(&path, None, vec!["http://172.29.51.1:7443".into()]).unwrap_err();
+        assert!(err.to_string().contains("must be an https:// URL"), "{err}");
+    }
+}

@@ -227,3 +227,54 @@ fn rotated_tls_files_are_picked_up_without_a_restart() {
         lab.daemon_log()
     );
 }
+
+#[test]
+fn a_quiet_companion_never_removes_neighbours() {
+    // Fail static: the last report stays in force however old; status and metrics say it is stale.
+    let mut lab = Lab::start(LabSpec {
+        nodes: 2,
+        ..LabSpec::default()
+    });
+    let mut site = lab.daemon_site();
+    site.agent.report_stale_after = 2;
+    lab.write_site(&site);
+    lab.start_daemon();
+    let ns = lab.nodes[0].ns.clone();
+    assert_eq!(
+        request(&ns, Some("companion-home"), "PUT", URL, body(&report(7))).status(),
+        Some(202)
+    );
+    lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
+    let before = snapshot(&lab);
+    let counters = lab.session_counters();
+    // Longer than report_stale_after and than the daemon's drift check (5 s in the lab).
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let status = request(
+        &ns,
+        Some("companion-home"),
+        "GET",
+        "https://172.29.51.1:7443/v1/status",
+        None,
+    )
+    .json();
+    assert_eq!(status["clusters"][0]["stale"], true, "{status:#}");
+    assert_eq!(snapshot(&lab), before, "a late report changed the gateway");
+    assert_eq!(lab.session_counters(), counters);
+    let metrics = bgplb_tests::netns::block_on_in(&lab.gw, || async {
+        reqwest::get("http://127.0.0.1:9478/metrics")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        metrics.contains("bgplb_report_stale{cluster=\"home\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("bgplb_peer_established{"), "{metrics}");
+    assert!(
+        metrics.contains("bgplb_applies_total{result=\"applied\"} 1"),
+        "{metrics}"
+    );
+}

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bgplb_tests::kubesim::{objects, KubeSim};
 use bgplb_tests::{Lab, LabSpec};
 
 fn main() {
@@ -28,69 +29,112 @@ fn demo(keep: bool) {
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).expect("Ctrl-C handler");
     }
 
-    step("starting the lab: gateway namespace with FRR, three nodes with GoBGP (AS 64513)");
-    let lab = Lab::start(LabSpec {
+    step("starting the lab: a gateway namespace with FRR, three nodes with GoBGP (AS 64513), a client");
+    let mut lab = Lab::start(LabSpec {
         nodes: 3,
+        client: true,
         ..LabSpec::default()
     });
     println!(
-        "gateway namespace {}, FRR instance {}, files in {}",
-        lab.gw,
+        "gateway namespace {}, files in {}",
         lab.gw,
         lab.dir.path().display()
     );
 
-    step("bgplb-agent check-config, then apply (the reference site with the lab's nodes)");
-    let site = lab.site();
+    step(
+        "bgplb-agent run on the gateway (mTLS API on 172.29.51.1:7443, metrics on 127.0.0.1:9478)",
+    );
+    let site = lab.daemon_site();
     lab.write_site(&site);
     print!("{}", lab.agent_ok(&["check-config"]));
-    print!("{}", lab.agent_ok(&["apply"]));
+    lab.start_daemon();
+
+    step("a simulated cluster (Kubernetes API stand-in): 3 nodes, Cilium 1.18, the reference pools, 2 services");
+    let sim = KubeSim::new();
+    sim.serve_cilium();
+    sim.apply(objects::cilium_daemonset("1.18.2"));
+    for p in objects::reference_pools() {
+        sim.apply(p);
+    }
+    sim.apply(objects::bgp_cluster_config("bgplb-home"));
+    for n in &lab.nodes {
+        sim.apply(objects::node(&n.name, &n.ipv4, n.ipv6.as_deref(), true));
+    }
+    sim.apply(objects::service("web", "nginx", &["172.29.52.100"], 8080));
+    sim.apply(objects::endpoint_slice("web", "nginx", &["k8s-1", "k8s-2"]));
+    sim.apply(objects::service(
+        "ingress",
+        "traefik",
+        &["172.29.52.200", "fd47:25e1:2f96:52:100::1"],
+        80,
+    ));
+    sim.apply(objects::endpoint_slice(
+        "ingress",
+        "traefik",
+        &["k8s-1", "k8s-2", "k8s-3"],
+    ));
+    sim.spawn_in_namespace(&lab.nodes[0].ns, "127.0.0.1:6443".parse().expect("addr"));
+
+    step("bgplb-companion run in the cluster (node k8s-1), reporting to the agent over mTLS");
+    lab.start_companion(0, 10);
+
+    step("the nodes announce the VIPs (as Cilium would) and serve TCP on them");
+    let community = ["64512:100"];
+    for i in [0, 1] {
+        lab.serve_vip(i, "172.29.52.100", 8080);
+        lab.nodes[i].announce("172.29.52.100/32", &community);
+    }
+    for i in [0, 1, 2] {
+        lab.serve_vip(i, "172.29.52.200", 80);
+        lab.serve_vip(i, "fd47:25e1:2f96:52:100::1", 80);
+        lab.nodes[i].announce("172.29.52.200/32", &community);
+        lab.nodes[i].announce("fd47:25e1:2f96:52:100::1/128", &community);
+    }
     let addresses = lab.all_node_addresses();
     lab.wait_established(&addresses.iter().map(String::as_str).collect::<Vec<_>>());
-
-    step("nodes announce VIPs (GoBGP, community 64512:100), and one route the gateway must refuse");
-    let community = ["64512:100"];
-    lab.nodes[0].announce("172.29.52.100/32", &community);
-    lab.nodes[1].announce("172.29.52.100/32", &community);
-    lab.nodes[2].announce("172.29.52.200/32", &community);
-    lab.nodes[0].announce("fd47:25e1:2f96:52:100::1/128", &community);
-    lab.nodes[1].announce("fd47:25e1:2f96:52:100::1/128", &community);
-    lab.nodes[2].announce("10.0.0.0/8", &community);
-    println!("k8s-1, k8s-2: 172.29.52.100 and fd47:25e1:2f96:52:100::1 (ECMP); k8s-3: 172.29.52.200 and 10.0.0.0/8");
     lab.wait_route("172.29.52.100", &["172.29.51.11", "172.29.51.12"]);
-    lab.wait_route("172.29.52.200", &["172.29.51.13"]);
+    lab.wait_route(
+        "172.29.52.200",
+        &["172.29.51.11", "172.29.51.12", "172.29.51.13"],
+    );
     lab.wait_route(
         "fd47:25e1:2f96:52:100::1",
-        &["fd47:25e1:2f96:51::11", "fd47:25e1:2f96:51::12"],
+        &[
+            "fd47:25e1:2f96:51::11",
+            "fd47:25e1:2f96:51::12",
+            "fd47:25e1:2f96:51::13",
+        ],
     );
 
     step("bgplb-agent status");
     print!("{}", lab.agent_ok(&["status"]));
 
-    step("the gateway's kernel routes from BGP");
-    for family in ["-4", "-6"] {
-        for r in lab
-            .kernel_routes(family)
-            .into_iter()
-            .filter(|r| r.protocol == "bgp")
-        {
-            let via: Vec<String> = r.nexthops.into_iter().collect();
-            println!("{} via {}", r.dst, via.join(", "));
+    step("TCP requests from the client namespace to the VIPs");
+    for (vip, port) in [
+        ("172.29.52.100", 8080),
+        ("172.29.52.200", 80),
+        ("fd47:25e1:2f96:52:100::1", 80),
+    ] {
+        match lab.tcp_from_client(vip, port) {
+            Ok(node) => println!("{vip} port {port}: answered by {node}"),
+            Err(e) => println!("{vip} port {port}: FAILED: {e}"),
         }
     }
 
-    step("bgplb-agent apply again: nothing to change");
-    print!("{}", lab.agent_ok(&["apply"]));
     step("bgplb-agent history");
     print!("{}", lab.agent_ok(&["history"]));
 
     if keep {
+        println!("\nThe lab stays up. Try:");
         println!(
-            "\nThe lab stays up. Try: ip netns exec {} vtysh -N {} -c 'show bgp summary'",
-            lab.gw, lab.gw
+            "  ip netns exec {gw} vtysh -N {gw} -c 'show bgp summary'",
+            gw = lab.gw
+        );
+        println!(
+            "  ip netns exec {gw} curl -s 127.0.0.1:9478/metrics | grep bgplb_",
+            gw = lab.gw
         );
         println!("Press Ctrl-C to tear it down.");
-        // Bounded: at most a day.
         for _ in 0..(24 * 3600 * 10) {
             if stop.load(Ordering::SeqCst) {
                 break;
@@ -100,5 +144,5 @@ fn demo(keep: bool) {
     }
     step("tearing down");
     drop(lab);
-    println!("done: namespaces and daemons removed");
+    println!("done: namespaces and processes removed");
 }
