@@ -11,13 +11,16 @@
 
 pub mod api;
 pub mod apply;
+pub mod checks;
 pub mod cli;
 pub mod daemon;
 pub mod desired;
 pub mod error;
 pub mod files;
+pub mod kstate;
 pub mod metrics;
 pub mod report;
+pub mod segment;
 pub mod status;
 pub mod store;
 pub mod tls;
