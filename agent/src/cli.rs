@@ -11,9 +11,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::apply::{Applied, Applier};
 use crate::desired;
 use crate::error::Error;
+use crate::kernel::Kernel;
 use crate::status;
 use crate::store::{Outcome, Source, Store};
 use crate::vtysh::Vtysh;
+use crate::{checks, netcheck};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,6 +77,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The LB segment (VLAN 52): plan, apply, status or teardown of what bgplb owns in the kernel.
+    Segment {
+        #[command(subcommand)]
+        action: SegmentCommand,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Check the whole path: segment, ECMP, sessions, FIB, L2 conflicts. Exit code 1 when
+    /// anything fails.
+    Validate {
+        #[arg(long)]
+        json: bool,
+    },
     /// Run as a service: the mutual-TLS API for the companion, reconcile on reports and drift.
     Run,
     /// Restore a generation's configuration (default: the one before the current).
@@ -84,6 +99,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SegmentCommand {
+    /// What `segment apply` would change. Changes nothing.
+    Plan,
+    /// Create/remove what the segment's mode needs (only objects bgplb owns).
+    Apply,
+    /// The segment's state and findings.
+    Status,
+    /// Remove everything bgplb created in the kernel.
+    Teardown,
 }
 
 pub fn init_tracing(cli: &Cli) {
@@ -159,18 +186,84 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             }
         }
         Command::Apply { json } => {
-            let text = desired::render(&site, &desired::site_inputs(&site)?);
+            let kernel = Kernel::connect()?;
+            let segment = netcheck::reconcile_segment(&kernel, &site, false).await?;
+            let ecmp = checks::ecmp_decision(&kernel.probe_ecmp().await);
             let mut applier =
                 Applier::open(&settings.data_dir, vtysh, settings.frr.save, LOCK_WAIT)?;
+            let inputs = desired::inputs_from_store(&site, &applier.store.get(), ecmp.supported)?;
+            let text = desired::render(&site, &inputs);
             let result = applier.apply(&text, Source::Cli, None).await?;
+            if !*json {
+                for a in &segment.actions {
+                    println!("segment: {a}");
+                }
+                if !ecmp.supported {
+                    println!("ecmp: {}", ecmp.reason);
+                }
+            }
             print_applied(&result, *json);
+        }
+        Command::Segment { action, json } => {
+            let kernel = Kernel::connect()?;
+            let plan = match action {
+                SegmentCommand::Plan | SegmentCommand::Status => {
+                    netcheck::reconcile_segment(&kernel, &site, true).await?
+                }
+                SegmentCommand::Apply => netcheck::reconcile_segment(&kernel, &site, false).await?,
+                SegmentCommand::Teardown => netcheck::teardown_segment(&kernel).await?,
+            };
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan).expect("serializes")
+                );
+            } else {
+                let verb = match action {
+                    SegmentCommand::Plan | SegmentCommand::Status => "needed",
+                    _ => "done",
+                };
+                println!("segment mode: {:?}", site.segment.mode);
+                if plan.actions.is_empty() {
+                    println!(
+                        "nothing {}",
+                        if verb == "needed" {
+                            "to change"
+                        } else {
+                            "changed"
+                        }
+                    );
+                }
+                for a in &plan.actions {
+                    println!("{verb}: {a}");
+                }
+                for f in &plan.findings {
+                    println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.what);
+                }
+            }
+        }
+        Command::Validate { json } => {
+            let v = validation(&site, &vtysh).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+            } else {
+                print!("{}", netcheck::render_validation(&v));
+            }
+            if !v.ok {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Status { json } => {
             let store = Store::open(&settings.data_dir.join("state.db"))?;
             let generations = status::Generations::read(&store)?;
+            let reports = desired::stored_reports(&store)?;
             drop(store);
-            let s =
+            let mut s =
                 status::collect(generations, &vtysh, &site.gateway.name, site.gateway.asn).await;
+            match kernel_validation(&site, &s, &reports).await {
+                Ok(v) => s.kernel = Some(v),
+                Err(e) => eprintln!("warning: kernel checks skipped: {e}"),
+            }
             if *json {
                 println!(
                     "{}",
@@ -241,6 +334,26 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// FRR status plus the kernel checks.
+async fn validation(site: &bgplb_site::Site, vtysh: &Vtysh) -> Result<netcheck::Validation, Error> {
+    let store = Store::open(&site.agent.data_dir.join("state.db"))?;
+    let generations = status::Generations::read(&store)?;
+    let reports = desired::stored_reports(&store)?;
+    drop(store);
+    let s = status::collect(generations, vtysh, &site.gateway.name, site.gateway.asn).await;
+    kernel_validation(site, &s, &reports).await
+}
+
+async fn kernel_validation(
+    site: &bgplb_site::Site,
+    s: &status::Status,
+    reports: &[bgplb_proto::Report],
+) -> Result<netcheck::Validation, Error> {
+    let kernel = Kernel::connect()?;
+    let ecmp = checks::ecmp_decision(&kernel.probe_ecmp().await);
+    netcheck::validate(&kernel, site, Some(ecmp), s, reports).await
 }
 
 fn print_applied(result: &Applied, json: bool) {

@@ -28,8 +28,11 @@ use tokio::sync::Notify;
 
 use crate::api::{self, ApiError, REQUEST_TIMEOUT};
 use crate::apply::{Applied, Applier};
+use crate::checks::{self, Ecmp};
 use crate::error::Error;
+use crate::kernel::Kernel;
 use crate::metrics::{ClusterLabel, Metrics, PoolLabels};
+use crate::netcheck::{self, Validation};
 use crate::report::{self, Checked};
 use crate::store::{SharedStore, Source, Store, StoredReport};
 use crate::vtysh::Vtysh;
@@ -58,6 +61,13 @@ pub struct App {
     reconcile: Notify,
     clusters: Mutex<BTreeMap<String, ClusterState>>,
     last_apply: Mutex<Option<Result<(), String>>>,
+    /// The netlink side (None only when netlink cannot be opened; reported in status).
+    kernel: Option<Kernel>,
+    ecmp: Mutex<Option<Ecmp>>,
+    /// FRR's side of the last full status read, for kernel checks between full reads.
+    last_frr: Mutex<Option<status::Status>>,
+    /// The last kernel checks (segment, ECMP, sessions, FIB, L2).
+    pub validation: Mutex<Option<Result<Validation, String>>>,
 }
 
 fn now_unix() -> i64 {
@@ -68,7 +78,13 @@ fn now_unix() -> i64 {
 }
 
 impl App {
-    pub fn new(site: Site, password: Option<String>, store: SharedStore, vtysh: Vtysh) -> App {
+    pub fn new(
+        site: Site,
+        password: Option<String>,
+        store: SharedStore,
+        vtysh: Vtysh,
+        kernel: Option<Kernel>,
+    ) -> App {
         let app = App {
             site,
             password,
@@ -78,6 +94,10 @@ impl App {
             reconcile: Notify::new(),
             clusters: Mutex::new(BTreeMap::new()),
             last_apply: Mutex::new(None),
+            kernel,
+            ecmp: Mutex::new(None),
+            last_frr: Mutex::new(None),
+            validation: Mutex::new(None),
         };
         app.load_reports();
         app
@@ -244,7 +264,8 @@ impl App {
         let accepted = clusters
             .iter()
             .filter_map(|(name, s)| s.checked.as_ref().map(|c| (name.as_str(), c)));
-        let inputs = report::inputs(&self.site, self.password.clone(), true, accepted);
+        let ecmp = lock(&self.ecmp).as_ref().is_none_or(|e| e.supported);
+        let inputs = report::inputs(&self.site, self.password.clone(), ecmp, accepted);
         desired::render(&self.site, &inputs)
     }
 
@@ -291,7 +312,25 @@ impl App {
             Ok(s) => (s.peers, s.frr_error),
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
+        let kernel_checks = match &*lock(&self.validation) {
+            Some(Ok(v)) => v
+                .checks
+                .iter()
+                .map(|c| bgplb_proto::Check {
+                    name: c.name.to_string(),
+                    ok: c.ok,
+                    details: c.details.clone(),
+                })
+                .collect(),
+            Some(Err(e)) => vec![bgplb_proto::Check {
+                name: "kernel".into(),
+                ok: false,
+                details: vec![e.clone()],
+            }],
+            None => Vec::new(),
+        };
         AgentStatus {
+            kernel_checks,
             gateway: self.site.gateway.name.clone(),
             asn: self.site.gateway.asn,
             generation,
@@ -386,7 +425,45 @@ impl App {
     }
 }
 
-/// Applies whenever a report is accepted (debounced) and every `drift_check_interval`.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl App {
+    /// The kernel's side: the segment re-asserted, then every check run again (with FRR's side
+    /// from the last full read unless `frr` brings a fresh one).
+    async fn kernel_pass(&self, frr: Option<status::Status>) {
+        if let Some(s) = frr {
+            *lock(&self.last_frr) = Some(s);
+        }
+        let Some(kernel) = &self.kernel else { return };
+        if let Err(e) = netcheck::reconcile_segment(kernel, &self.site, false).await {
+            tracing::error!(error = %e, "segment reconcile failed");
+            let _ = self.store.get().event("segment-failed", &e.to_string());
+        }
+        let frr = lock(&self.last_frr).clone();
+        let Some(frr) = frr else { return };
+        let reports: Vec<Report> = self
+            .clusters()
+            .values()
+            .filter_map(|s| s.report.clone())
+            .collect();
+        let ecmp = lock(&self.ecmp).clone();
+        let result = netcheck::validate(kernel, &self.site, ecmp, &frr, &reports)
+            .await
+            .map_err(|e| e.to_string());
+        if let Ok(v) = &result {
+            self.metrics.set_validation(v);
+            for c in v.checks.iter().filter(|c| !c.ok) {
+                tracing::warn!(check = c.name, details = ?c.details, "check failed");
+            }
+        }
+        *lock(&self.validation) = Some(result);
+    }
+}
+
+/// Applies whenever a report is accepted (debounced) and every `drift_check_interval`; re-runs
+/// the kernel side when the kernel reports a change (links, addresses, routes, neighbours).
 async fn reconciler(
     app: Arc<App>,
     mut applier: Applier,
@@ -394,6 +471,21 @@ async fn reconciler(
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(app.site.agent.drift_check_interval));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut events = match Kernel::events() {
+        Ok(rx) => Some(rx),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch kernel events; checking on the drift interval only");
+            None
+        }
+    };
+    if let Some(kernel) = &app.kernel {
+        let ecmp = checks::ecmp_decision(&kernel.probe_ecmp().await);
+        if !ecmp.supported {
+            tracing::warn!(reason = %ecmp.reason, "no multipath: FRR gets maximum-paths 1");
+        }
+        app.metrics.ecmp_supported.set(i64::from(ecmp.supported));
+        *lock(&app.ecmp) = Some(ecmp);
+    }
     loop {
         let source = tokio::select! {
             _ = app.reconcile.notified() => {
@@ -401,8 +493,22 @@ async fn reconciler(
                 Source::Report
             }
             _ = tick.tick() => Source::Daemon,
+            Some(()) = async { match events.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                // Let a burst of changes settle, then look at the kernel only.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Some(rx) = events.as_mut() {
+                    while rx.try_recv().is_ok() {}
+                }
+                app.kernel_pass(None).await;
+                continue;
+            }
             _ = shutdown.changed() => return,
         };
+        if let Some(kernel) = &app.kernel {
+            if let Err(e) = netcheck::reconcile_segment(kernel, &app.site, false).await {
+                tracing::error!(error = %e, "segment reconcile failed");
+            }
+        }
         let text = app.desired();
         let result = applier.apply(&text, source, None).await;
         let outcome = match &result {
@@ -427,6 +533,8 @@ async fn reconciler(
             }
         };
         *app.last_apply.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        let frr = app.collect_status().await.ok();
+        app.kernel_pass(frr).await;
     }
 }
 
@@ -446,7 +554,14 @@ pub async fn run(site: Site) -> Result<(), Error> {
         Duration::from_secs(60),
         store.clone(),
     );
-    let app = Arc::new(App::new(site, password, store, vtysh));
+    let kernel = match Kernel::connect() {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::error!(error = %e, "no netlink: the LB segment is not managed");
+            None
+        }
+    };
+    let app = Arc::new(App::new(site, password, store, vtysh, kernel));
 
     let tls_config = tls::server_config(&settings.tls)?;
     let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls_config);

@@ -60,6 +60,12 @@ pub enum Error {
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
 
+    #[error("{0}")]
+    Kernel(#[from] crate::kernel::KernelError),
+
+    #[error("{0}; nothing was changed")]
+    Segment(#[from] crate::segment::SegmentError),
+
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -80,6 +86,8 @@ impl Error {
         match self {
             Error::Site(_) => 64,
             Error::Tls(_) => 78,
+            Error::Segment(_) => 64,
+            Error::Kernel(_) => 71,
             Error::Listen { .. } => 71,
             Error::VtyshSpawn { .. }
             | Error::FrrUnavailable { .. }

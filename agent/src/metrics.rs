@@ -58,6 +58,15 @@ pub struct Metrics {
     pub pool_used: Family<PoolLabels, Gauge>,
     pub pool_total: Family<PoolLabels, Gauge>,
     pub tls_reloads: Family<ResultLabel, Counter>,
+    pub ecmp_supported: Gauge,
+    pub check_ok: Family<CheckLabel, Gauge>,
+    pub l2_conflicts: Gauge,
+    pub fib_problems: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabel {
+    pub check: String,
 }
 
 impl Default for Metrics {
@@ -82,6 +91,10 @@ impl Metrics {
             pool_used: Family::default(),
             pool_total: Family::default(),
             tls_reloads: Family::default(),
+            ecmp_supported: Gauge::default(),
+            check_ok: Family::default(),
+            l2_conflicts: Gauge::default(),
+            fib_problems: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -141,6 +154,26 @@ impl Metrics {
             "TLS file reloads by result",
             m.tls_reloads.clone(),
         );
+        registry.register(
+            "ecmp_supported",
+            "1 when the kernel accepts multipath routes",
+            m.ecmp_supported.clone(),
+        );
+        registry.register(
+            "check_ok",
+            "1 when the check passes (segment, sessions, fib, l2)",
+            m.check_ok.clone(),
+        );
+        registry.register(
+            "l2_conflicts",
+            "Pool addresses something answers ARP/NDP for",
+            m.l2_conflicts.clone(),
+        );
+        registry.register(
+            "fib_problems",
+            "VIPs whose kernel route is missing, shadowed or has the wrong next hops",
+            m.fib_problems.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -185,6 +218,18 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::try_from(p.accepted).unwrap_or(i64::MAX));
         }
+    }
+
+    pub fn set_validation(&self, v: &crate::netcheck::Validation) {
+        for c in &v.checks {
+            self.check_ok
+                .get_or_create(&CheckLabel {
+                    check: c.name.to_string(),
+                })
+                .set(i64::from(c.ok));
+        }
+        self.l2_conflicts.set(v.conflicts.len() as i64);
+        self.fib_problems.set(v.fib.len() as i64);
     }
 
     /// Prometheus text exposition.

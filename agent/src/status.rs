@@ -22,6 +22,12 @@ pub struct Status {
     pub peers: Vec<Peer>,
     /// Per cluster: its last report, the pools' usage and the services' VIPs with their routes.
     pub clusters: Vec<ClusterView>,
+    /// FRR's best (and multipath) next hops by prefix.
+    #[serde(skip)]
+    pub bgp_routes: BTreeMap<String, Vec<String>>,
+    /// The kernel checks (segment, ECMP, FIB, L2), when they were run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<crate::netcheck::Validation>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,6 +140,8 @@ pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn
         frr_error: None,
         peers: Vec::new(),
         clusters: Vec::new(),
+        bgp_routes: BTreeMap::new(),
+        kernel: None,
     };
     let routes = match peers(vtysh).await {
         Ok((p, routes)) => {
@@ -401,6 +409,10 @@ pub fn render_table(s: &Status) -> String {
                 out.push_str(&format!("  {} {} {}\n", svc.name, v.ip, via));
             }
         }
+    }
+    if let Some(k) = &s.kernel {
+        out.push('\n');
+        out.push_str(&crate::netcheck::render_validation(k));
     }
     for p in s.peers.iter().filter(|p| !p.refused.is_empty()) {
         out.push_str(&format!(

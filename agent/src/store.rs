@@ -186,6 +186,13 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                what: "cannot create the state directory",
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        }
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;

@@ -200,6 +200,17 @@ pub struct AgentStatus {
     pub clusters: Vec<ClusterStatus>,
     #[serde(default)]
     pub peers: Vec<PeerStatus>,
+    /// The gateway's own checks: segment, ECMP, sessions, FIB, L2 conflicts.
+    #[serde(default)]
+    pub kernel_checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    #[serde(default)]
+    pub details: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -538,12 +538,24 @@ pub mod objects {
         })
     }
 
-    /// A LoadBalancer service with its IPs already assigned (the stand-in plays LB-IPAM).
+    /// A LoadBalancer service with its IPs already assigned (the stand-in plays LB-IPAM),
+    /// externalTrafficPolicy Cluster (announced from every node).
     pub fn service(namespace: &str, name: &str, ips: &[&str], port: u16) -> Value {
+        service_with_policy(namespace, name, ips, port, "Cluster")
+    }
+
+    /// Like [`service`] with externalTrafficPolicy `Local` or `Cluster`.
+    pub fn service_with_policy(
+        namespace: &str,
+        name: &str,
+        ips: &[&str],
+        port: u16,
+        policy: &str,
+    ) -> Value {
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Cluster",
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": policy,
                      "ports": [{"port": port, "protocol": "TCP", "targetPort": port}]},
             "status": {"loadBalancer": {"ingress": ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>()}}
         })

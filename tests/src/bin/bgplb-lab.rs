@@ -60,7 +60,13 @@ fn demo(keep: bool) {
     for n in &lab.nodes {
         sim.apply(objects::node(&n.name, &n.ipv4, n.ipv6.as_deref(), true));
     }
-    sim.apply(objects::service("web", "nginx", &["172.29.52.100"], 8080));
+    sim.apply(objects::service_with_policy(
+        "web",
+        "nginx",
+        &["172.29.52.100"],
+        8080,
+        "Local",
+    ));
     sim.apply(objects::endpoint_slice("web", "nginx", &["k8s-1", "k8s-2"]));
     sim.apply(objects::service(
         "ingress",
@@ -106,6 +112,8 @@ fn demo(keep: bool) {
         ],
     );
 
+    // The daemon re-checks the kernel when routes change; give it a moment after the last one.
+    std::thread::sleep(Duration::from_secs(2));
     step("bgplb-agent status");
     print!("{}", lab.agent_ok(&["status"]));
 

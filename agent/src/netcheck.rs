@@ -1,0 +1,317 @@
+//! The kernel side of an apply and of `validate`: reconcile the LB segment (plan, execute,
+//! verify), probe ECMP, check the FIB against what should be routed, scan for L2 conflicts.
+//! Shared by the CLI and the daemon.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use bgplb_proto::Report;
+use bgplb_site::{Range, Site};
+use serde::Serialize;
+
+use crate::checks::{self, Conflict, Ecmp, ExpectedVip, FibFinding};
+use crate::error::Error;
+use crate::kernel::Kernel;
+use crate::segment::{self, SegmentPlan};
+
+/// Brings the segment to the site's mode; returns what was done. With `dry_run`, only plans.
+/// After executing, the kernel is read again and must need nothing more.
+pub async fn reconcile_segment(
+    kernel: &Kernel,
+    site: &Site,
+    dry_run: bool,
+) -> Result<SegmentPlan, Error> {
+    let state = kernel.read().await?;
+    let plan = segment::plan(site, &state)?;
+    if dry_run || plan.actions.is_empty() {
+        return Ok(plan);
+    }
+    for action in &plan.actions {
+        tracing::info!(%action, "segment");
+        kernel.execute(action).await?;
+    }
+    let after = segment::plan(site, &kernel.read().await?)?;
+    if !after.actions.is_empty() {
+        let left: Vec<String> = after.actions.iter().map(|a| a.to_string()).collect();
+        return Err(Error::Kernel(crate::kernel::KernelError::Refused(format!(
+            "the segment still needs changes after applying: {}",
+            left.join("; ")
+        ))));
+    }
+    Ok(plan)
+}
+
+/// Removes everything bgplb created in the kernel.
+pub async fn teardown_segment(kernel: &Kernel) -> Result<SegmentPlan, Error> {
+    let plan = segment::teardown(&kernel.read().await?);
+    for action in &plan.actions {
+        kernel.execute(action).await?;
+    }
+    Ok(plan)
+}
+
+/// One line of `validate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub details: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Validation {
+    pub ok: bool,
+    pub checks: Vec<Check>,
+    pub ecmp: Option<Ecmp>,
+    pub fib: Vec<FibFinding>,
+    pub conflicts: Vec<Conflict>,
+}
+
+/// Every pool's ranges (enabled or not: an L2 answer for any pool address is a conflict).
+pub fn pool_ranges(site: &Site) -> Vec<Range> {
+    site.pools
+        .iter()
+        .flat_map(|p| p.blocks.iter().filter_map(|b| Range::parse(b).ok()))
+        .collect()
+}
+
+/// The VIPs that should be routed, and via whom. From the clusters' reports when there are any:
+/// with externalTrafficPolicy Local only nodes with ready endpoints announce, with Cluster every
+/// Ready node does. Without reports, from FRR's BGP table (then the check is FIB against RIB).
+pub fn expected_vips(
+    reports: &[Report],
+    bgp_routes: &BTreeMap<String, Vec<String>>,
+    pools: &[Range],
+) -> Vec<ExpectedVip> {
+    let mut out = Vec::new();
+    if !reports.is_empty() {
+        for r in reports {
+            let nodes: BTreeMap<&str, &bgplb_proto::Node> = r
+                .nodes
+                .iter()
+                .filter(|n| !n.deleting)
+                .map(|n| (n.name.as_str(), n))
+                .collect();
+            for s in &r.services {
+                let announcing: Vec<&bgplb_proto::Node> = if s.external_traffic_policy == "Local" {
+                    s.ready_nodes
+                        .iter()
+                        .filter_map(|n| nodes.get(n.as_str()).copied())
+                        .collect()
+                } else {
+                    nodes.values().copied().filter(|n| n.ready).collect()
+                };
+                for ip in &s.ips {
+                    let Ok(vip) = ip.split('/').next().unwrap_or(ip).parse::<IpAddr>() else {
+                        continue;
+                    };
+                    let nexthops: BTreeSet<IpAddr> = announcing
+                        .iter()
+                        .filter_map(|n| {
+                            if vip.is_ipv4() {
+                                n.ipv4.as_deref()
+                            } else {
+                                n.ipv6.as_deref()
+                            }
+                        })
+                        .filter_map(|a| a.parse().ok())
+                        .collect();
+                    out.push(ExpectedVip {
+                        vip,
+                        source: format!("{}: service {}/{}", r.cluster, s.namespace, s.name),
+                        nexthops,
+                    });
+                }
+            }
+        }
+        return out;
+    }
+    for (prefix, via) in bgp_routes {
+        let Ok(net) = prefix.parse::<ipnet::IpNet>() else {
+            continue;
+        };
+        if net.prefix_len() != net.max_prefix_len() || !pools.iter().any(|r| r.contains(net.addr()))
+        {
+            continue;
+        }
+        out.push(ExpectedVip {
+            vip: net.addr(),
+            source: "BGP table".into(),
+            nexthops: via.iter().filter_map(|v| v.parse().ok()).collect(),
+        });
+    }
+    out
+}
+
+/// Runs every kernel check. `frr` is the FRR part of `status` (sessions), `reports` the
+/// accepted reports, `bgp_routes` FRR's best routes.
+pub async fn validate(
+    kernel: &Kernel,
+    site: &Site,
+    ecmp: Option<Ecmp>,
+    status: &crate::status::Status,
+    reports: &[Report],
+) -> Result<Validation, Error> {
+    let state = kernel.read().await?;
+    let mut checks = Vec::new();
+
+    match segment::plan(site, &state) {
+        Ok(p) => {
+            let mut details: Vec<String> =
+                p.actions.iter().map(|a| format!("needed: {a}")).collect();
+            let bad_findings = p.findings.iter().filter(|f| !f.ok).count();
+            details.extend(p.findings.iter().map(|f| f.what.clone()));
+            if details.is_empty() {
+                details.push(format!("{:?} mode: as configured", site.segment.mode).to_lowercase());
+            }
+            checks.push(Check {
+                name: "segment",
+                ok: p.actions.is_empty() && bad_findings == 0,
+                details,
+            });
+        }
+        Err(e) => checks.push(Check {
+            name: "segment",
+            ok: false,
+            details: vec![e.to_string()],
+        }),
+    }
+
+    if let Some(e) = &ecmp {
+        checks.push(Check {
+            name: "ecmp",
+            ok: true,
+            details: vec![if e.supported {
+                format!("multipath: yes ({})", e.reason)
+            } else {
+                format!("multipath: NO: {}", e.reason)
+            }],
+        });
+    }
+
+    match &status.frr_error {
+        Some(e) => checks.push(Check {
+            name: "frr",
+            ok: false,
+            details: vec![e.clone()],
+        }),
+        None => {
+            let down: Vec<String> = status
+                .peers
+                .iter()
+                .filter(|p| p.state != "Established")
+                .map(|p| format!("{} {} ({}) is {}", p.node, p.family, p.address, p.state))
+                .collect();
+            let mut details = vec![format!(
+                "{} of {} session(s) Established",
+                status.peers.len() - down.len(),
+                status.peers.len()
+            )];
+            details.extend(down.iter().cloned());
+            checks.push(Check {
+                name: "sessions",
+                ok: down.is_empty(),
+                details,
+            });
+        }
+    }
+
+    let pools = pool_ranges(site);
+    let expected = expected_vips(reports, &status.bgp_routes, &pools);
+    let fib = checks::fib_check(&expected, &state);
+    checks.push(Check {
+        name: "fib",
+        ok: fib.is_empty(),
+        details: if fib.is_empty() {
+            vec![format!("{} VIP(s) routed as expected", expected.len())]
+        } else {
+            fib.iter().map(|f| f.to_string()).collect()
+        },
+    });
+
+    let conflicts = checks::l2_conflicts(&pools, &state);
+    checks.push(Check {
+        name: "l2",
+        ok: conflicts.is_empty(),
+        details: if conflicts.is_empty() {
+            vec!["nothing answers ARP/NDP for a pool address".into()]
+        } else {
+            conflicts.iter().map(|c| c.to_string()).collect()
+        },
+    });
+
+    Ok(Validation {
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+        ecmp,
+        fib,
+        conflicts,
+    })
+}
+
+/// `validate` as a table.
+pub fn render_validation(v: &Validation) -> String {
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::NOTHING);
+    table.set_header(["CHECK", "RESULT", "DETAIL"]);
+    for c in &v.checks {
+        for (i, d) in c.details.iter().enumerate() {
+            let (name, result) = if i == 0 {
+                (c.name, if c.ok { "ok" } else { "FAIL" })
+            } else {
+                ("", "")
+            };
+            table.add_row([name, result, d.as_str()]);
+        }
+    }
+    format!("{table}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_next_hops_follow_the_traffic_policy() {
+        let mut r: Report =
+            serde_json::from_str(include_str!("../../proto/fixtures/report-home.json")).unwrap();
+        r.nodes[2].ready = true;
+        let e = expected_vips(&[r], &BTreeMap::new(), &[]);
+        let traefik = e
+            .iter()
+            .find(|x| x.vip.to_string() == "172.29.52.200")
+            .unwrap();
+        assert_eq!(traefik.nexthops.len(), 3, "Cluster: every Ready node");
+        let jellyfin = e
+            .iter()
+            .find(|x| x.vip.to_string() == "172.29.52.100")
+            .unwrap();
+        assert_eq!(
+            jellyfin
+                .nexthops
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
+            ["172.29.51.12"],
+            "Local: nodes with endpoints"
+        );
+        let v6 = e.iter().find(|x| x.vip.is_ipv6()).unwrap();
+        assert!(v6.nexthops.iter().all(|a| a.is_ipv6()));
+    }
+
+    #[test]
+    fn without_reports_the_bgp_table_is_the_expectation() {
+        let routes: BTreeMap<String, Vec<String>> = [
+            (
+                "172.29.52.100/32".to_string(),
+                vec!["172.29.51.11".to_string()],
+            ),
+            ("10.0.0.0/8".to_string(), vec!["172.29.51.11".to_string()]),
+        ]
+        .into();
+        let pools = [Range::parse("172.29.52.100-172.29.52.199").unwrap()];
+        let e = expected_vips(&[], &routes, &pools);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].source, "BGP table");
+    }
+}
