@@ -143,6 +143,7 @@ pub fn tls_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/clusters/{cluster}/report", put(put_report))
         .route("/v1/status", get(get_status))
+        .route(bgplb_proto::PROBE_PATH, axum::routing::post(post_probe))
         .merge(plain_router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
@@ -211,6 +212,77 @@ async fn get_status(
         return Err(ApiError::NoClientCertificate);
     }
     Ok(Json(app.status().await))
+}
+
+/// At most this many targets per probe request.
+pub const MAX_PROBES: usize = 64;
+
+/// TCP connections from the gateway to VIPs. Only addresses inside the site's pools are probed:
+/// the API must not become a port scanner.
+async fn post_probe(
+    State(app): State<Arc<App>>,
+    tls: Option<Extension<Arc<TlsInfo>>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<bgplb_proto::ProbeResponse>, ApiError> {
+    if tls.is_none_or(|Extension(i)| i.peer_certificates.is_empty()) {
+        return Err(ApiError::NoClientCertificate);
+    }
+    let body = body.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let req: bgplb_proto::ProbeRequest =
+        serde_json::from_slice(&body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::WrongType(e.to_string()),
+            _ => ApiError::Malformed(e.to_string()),
+        })?;
+    let pools = crate::netcheck::pool_ranges(&app.site);
+    let mut problems = Vec::new();
+    if req.targets.len() > MAX_PROBES {
+        problems.push(Problem {
+            path: "targets".into(),
+            message: format!("at most {MAX_PROBES} targets per request"),
+        });
+    }
+    let mut targets = Vec::new();
+    for (i, t) in req.targets.iter().enumerate() {
+        match t.ip.parse::<std::net::IpAddr>() {
+            Ok(ip) if pools.iter().any(|r| r.contains(ip)) => targets.push((ip, t.port)),
+            Ok(ip) => problems.push(Problem {
+                path: format!("targets[{i}].ip"),
+                message: format!("{ip} is not inside a pool of the site"),
+            }),
+            Err(_) => problems.push(Problem {
+                path: format!("targets[{i}].ip"),
+                message: format!("`{}` is not an IP address", t.ip),
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid {
+            cluster: "probe".into(),
+            problems,
+        });
+    }
+    let probes = targets.into_iter().map(|(ip, port)| async move {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::net::TcpStream::connect((ip, port)),
+        )
+        .await;
+        let (ok, error) = match result {
+            Ok(Ok(_)) => (true, None),
+            Ok(Err(e)) => (false, Some(e.to_string())),
+            Err(_) => (false, Some("timed out after 3 s".into())),
+        };
+        bgplb_proto::ProbeOutcome {
+            ip: ip.to_string(),
+            port,
+            ok,
+            error,
+            millis: started.elapsed().as_millis() as u64,
+        }
+    });
+    let results = futures::future::join_all(probes).await;
+    Ok(Json(bgplb_proto::ProbeResponse { results }))
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {

@@ -1,20 +1,12 @@
 //! The desired FRR configuration text for a site: the site file and the node set, rendered.
 
-use bgplb_site::{gateway_config, GatewayInputs, Site};
+use bgplb_site::{GatewayInputs, Site};
 
 use crate::error::Error;
 
-/// Renders the complete desired configuration. The header is part of the stored generation, so it
-/// holds nothing that changes between runs.
+/// Renders the complete desired configuration (see [`bgplb_site::gateway::render_text`]).
 pub fn render(site: &Site, inputs: &GatewayInputs) -> String {
-    let config = gateway_config(site, inputs);
-    let mut out = format!(
-        "! bgplb: BGP for the LoadBalancer segment of gateway {} (AS {})\n\
-         ! Rendered from the site file; bgplb owns the BGPLB-* objects and the router bgp settings it sets.\n!\n",
-        site.gateway.name, site.gateway.asn
-    );
-    out.push_str(&bgplb_frr::render::render(&config));
-    out
+    bgplb_site::gateway::render_text(site, inputs)
 }
 
 /// Inputs from the site file alone (static nodes), with the password file read.

@@ -22,8 +22,78 @@ pub struct Cli {
     pub command: Command,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SiteArgs {
+    /// The site file (the same file the gateway agent uses).
+    #[arg(long, env = "BGPLB_SITE", default_value = "/etc/bgplb/site.toml")]
+    pub site: PathBuf,
+    /// The cluster in the site file (default: the first).
+    #[arg(long)]
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// The companion's configuration (agent URLs and TLS files).
+    #[arg(
+        long,
+        short,
+        env = "BGPLB_COMPANION_CONFIG",
+        default_value = "/etc/bgplb/companion.toml"
+    )]
+    pub config: PathBuf,
+    /// kubeconfig file; default: in-cluster credentials, or $KUBECONFIG.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The installed Cilium version (default: read from the cilium DaemonSet's image).
+    #[arg(long)]
+    pub cilium_version: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Render the Cilium objects (pools, BGP) and Helm values for a Cilium version, or with
+    /// --gateway the gateway's FRR config (for the UniFi BGP upload).
+    Render {
+        #[command(flatten)]
+        site: SiteArgs,
+        /// The Cilium version to render for, e.g. 1.18 (not needed with --gateway).
+        #[arg(long, required_unless_present = "gateway")]
+        cilium_version: Option<String>,
+        /// Write one file per object (and cilium-values.yaml) into DIR instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Render the old CiliumBGPPeeringPolicy instead of the v2 BGP resources.
+        #[arg(long)]
+        legacy_peering_policy: bool,
+        /// The cluster's pod CIDRs, for the native-routing Helm values.
+        #[arg(long = "pod-cidr")]
+        pod_cidrs: Vec<ipnet::IpNet>,
+        /// Print the gateway's FRR configuration instead (what bgplb-agent applies).
+        #[arg(long)]
+        gateway: bool,
+    },
+    /// The L2 -> BGP migration, in phases, resumable; --dry-run prints the plan.
+    Migrate {
+        #[command(flatten)]
+        site: SiteArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Print the whole plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Local copy of the backup.
+        #[arg(long, default_value = "bgplb-migration-backup.json")]
+        backup_file: PathBuf,
+        /// Seconds to wait for the sessions and for Cilium to assign the new addresses.
+        #[arg(long, default_value_t = 180)]
+        timeout: u64,
+    },
+    /// Undo a migration: restore every backed-up object exactly, delete what it created.
+    Rollback {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
     /// Watch the cluster and report to the agents (the Deployment's command).
     Run {
         #[arg(
@@ -66,6 +136,69 @@ pub fn init_tracing(cli: &Cli) {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+type Failure = (u8, String);
+
+fn load_site(args: &SiteArgs) -> Result<(bgplb_site::Site, String), Failure> {
+    let site = bgplb_site::load(&args.site).map_err(|e| (64, e.to_string()))?;
+    let cluster = match &args.cluster {
+        Some(c) if site.cluster(c).is_none() => {
+            return Err((64, format!("the site file has no cluster `{c}`")))
+        }
+        Some(c) => c.clone(),
+        None => site
+            .clusters
+            .first()
+            .map(|c| c.name.clone())
+            .ok_or((64, "the site file has no cluster".to_string()))?,
+    };
+    Ok((site, cluster))
+}
+
+async fn kube(
+    args: &ClusterArgs,
+    dry_run: bool,
+) -> Result<(crate::dynkube::DynKube, kube::Client), Failure> {
+    let client = crate::run::kube_client(args.kubeconfig.as_deref())
+        .await
+        .map_err(|e| (69, e.to_string()))?;
+    Ok((
+        crate::dynkube::DynKube::new(client.clone(), dry_run),
+        client,
+    ))
+}
+
+async fn cilium_version(args: &ClusterArgs, client: &kube::Client) -> Result<String, Failure> {
+    if let Some(v) = &args.cilium_version {
+        return Ok(v.clone());
+    }
+    let api: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
+        kube::Api::namespaced(client.clone(), "kube-system");
+    let ds = api
+        .get_opt("cilium")
+        .await
+        .map_err(|e| (69, format!("cannot read kube-system/cilium: {e}")))?;
+    ds.and_then(|d| d.spec)
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers.into_iter().next())
+        .and_then(|c| c.image)
+        .and_then(|i| crate::watch::version_from_image(&i))
+        .ok_or((
+            64,
+            "cannot tell the Cilium version from kube-system/cilium: pass --cilium-version"
+                .to_string(),
+        ))
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Run {
             config,
@@ -74,32 +207,112 @@ pub async fn run(cli: Cli) -> ExitCode {
             kubeconfig,
             identity,
         } => {
-            let config = match crate::config::Config::load(&config, cluster, agents) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(64);
-                }
-            };
+            let config = crate::config::Config::load(&config, cluster, agents)
+                .map_err(|e| (64, e.to_string()))?;
             let identity = identity.unwrap_or_else(|| {
                 std::fs::read_to_string("/etc/hostname")
                     .map(|h| h.trim().to_string())
                     .unwrap_or_else(|_| format!("companion-{}", std::process::id()))
             });
-            let client = match crate::run::kube_client(kubeconfig.as_deref()).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(69);
-                }
+            let client = crate::run::kube_client(kubeconfig.as_deref())
+                .await
+                .map_err(|e| (69, e.to_string()))?;
+            crate::run::run(config, client, identity)
+                .await
+                .map_err(|e| (1, e.to_string()))?;
+        }
+        Command::Render {
+            site,
+            cilium_version,
+            out,
+            legacy_peering_policy,
+            pod_cidrs,
+            gateway,
+        } => {
+            let (s, cluster) = load_site(&site)?;
+            if gateway {
+                let password = bgplb_site::read_password(&s).map_err(|p| (64, p.to_string()))?;
+                print!(
+                    "{}",
+                    bgplb_site::gateway::render_text(
+                        &s,
+                        &bgplb_site::GatewayInputs::from_site(&s, password)
+                    )
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let version =
+                bgplb_cilium::CiliumVersion::parse(cilium_version.as_deref().unwrap_or_default())
+                    .map_err(|e| (64, e.to_string()))?;
+            let options = bgplb_cilium::RenderOptions {
+                legacy_peering_policy,
+                pod_cidrs,
+                ..Default::default()
             };
-            match crate::run::run(config, client, identity).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
+            let rendered = bgplb_cilium::render(&s, &cluster, version, &options)
+                .map_err(|e| (64, e.to_string()))?;
+            for w in &rendered.warnings {
+                eprintln!("warning: {w}");
+            }
+            match out {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| (73, format!("cannot create {}: {e}", dir.display())))?;
+                    let files = rendered.files().map_err(|e| (70, e.to_string()))?;
+                    for (name, text) in &files {
+                        std::fs::write(dir.join(name), text).map_err(|e| {
+                            (
+                                73,
+                                format!("cannot write {}: {e}", dir.join(name).display()),
+                            )
+                        })?;
+                    }
+                    println!("{} file(s) written to {}", files.len(), dir.display());
                 }
+                None => print!("{}", rendered.to_yaml().map_err(|e| (70, e.to_string()))?),
             }
         }
+        Command::Migrate {
+            site,
+            cluster,
+            dry_run,
+            backup_file,
+            timeout,
+        } => {
+            let (s, cluster_name) = load_site(&site)?;
+            let config = crate::config::Config::load(
+                &cluster.config,
+                Some(cluster_name.clone()),
+                Vec::new(),
+            )
+            .map_err(|e| (64, e.to_string()))?;
+            let (kube, client) = kube(&cluster, dry_run).await?;
+            let version = cilium_version(&cluster, &client).await?;
+            let http = crate::push::client(&config.tls).map_err(|e| (64, e.to_string()))?;
+            let agent = crate::agent::HttpAgent {
+                client: http,
+                base: config.agents[0].clone(),
+            };
+            let opts = crate::migrate::Options {
+                site: s,
+                cluster: cluster_name,
+                cilium_version: version,
+                dry_run,
+                backup_file,
+                peering_timeout: std::time::Duration::from_secs(timeout),
+                service_timeout: std::time::Duration::from_secs(timeout),
+            };
+            crate::migrate::migrate(&kube, &agent, &opts).await.map_err(|e| {
+                (1, format!("{e}\nThe progress is saved: run `bgplb-companion migrate` again to resume, or `bgplb-companion rollback` to undo."))
+            })?;
+        }
+        Command::Rollback { cluster } => {
+            let (kube, _) = kube(&cluster, false).await?;
+            let n = crate::migrate::rollback(&kube)
+                .await
+                .map_err(|e| (1, e.to_string()))?;
+            println!("rollback done: {n} object(s) restored or removed");
+        }
     }
+    Ok(ExitCode::SUCCESS)
 }

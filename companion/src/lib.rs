@@ -4,9 +4,12 @@
 //! (pure), [`push`] delivers it to every agent over mutual TLS, [`leader`] makes sure only one
 //! replica reports; [`run`] wires them together (see its module doc).
 
+pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod dynkube;
 pub mod leader;
+pub mod migrate;
 pub mod project;
 pub mod push;
 pub mod run;

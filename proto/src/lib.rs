@@ -185,6 +185,36 @@ pub struct Problem {
     pub message: String,
 }
 
+/// `POST /v1/probe`: TCP connections from the gateway to VIPs (the migration's verify phase).
+pub const PROBE_PATH: &str = "/v1/probe";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeRequest {
+    pub targets: Vec<ProbeTarget>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeTarget {
+    pub ip: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResponse {
+    pub results: Vec<ProbeOutcome>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeOutcome {
+    pub ip: String,
+    pub port: u16,
+    pub ok: bool,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub millis: u64,
+}
+
 /// `GET /v1/status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentStatus {

@@ -293,3 +293,17 @@ fn description(name: &str) -> String {
         })
         .collect()
 }
+
+/// The complete gateway configuration as text, with bgplb's header: what the agent applies and
+/// what an operator pastes into the UniFi BGP upload. The header holds nothing that changes
+/// between runs (it is part of every stored generation).
+pub fn render_text(site: &Site, inputs: &GatewayInputs) -> String {
+    let config = gateway_config(site, inputs);
+    let mut out = format!(
+        "! bgplb: BGP for the LoadBalancer segment of gateway {} (AS {})\n\
+         ! Rendered from the site file; bgplb owns the BGPLB-* objects and the router bgp settings it sets.\n!\n",
+        site.gateway.name, site.gateway.asn
+    );
+    out.push_str(&bgplb_frr::render::render(&config));
+    out
+}

@@ -53,6 +53,7 @@ fn plural(kind: &str) -> Option<(&'static str, bool)> {
         "EndpointSlice" => ("endpointslices", true),
         "Lease" => ("leases", true),
         "DaemonSet" => ("daemonsets", true),
+        "ConfigMap" => ("configmaps", true),
         "CiliumLoadBalancerIPPool" => ("ciliumloadbalancerippools", false),
         "CiliumBGPClusterConfig" => ("ciliumbgpclusterconfigs", false),
         "CiliumBGPPeerConfig" => ("ciliumbgppeerconfigs", false),
@@ -80,6 +81,10 @@ struct Inner {
     log: Vec<WatchEvent>,
     /// Every request: "METHOD path?query" (for tests that check what the client did).
     requests: Vec<String>,
+    /// Injected failures: (method, path fragment, remaining count).
+    failures: Vec<(String, String, usize)>,
+    /// Play Cilium's LB-IPAM: a Service's requested IPs become its status.
+    lb_ipam: bool,
 }
 
 /// Handle to the stand-in's state; cheap to clone, usable from any thread.
@@ -112,6 +117,7 @@ impl KubeSim {
             Collection::new("discovery.k8s.io", "v1", "endpointslices"),
             Collection::new("coordination.k8s.io", "v1", "leases"),
             Collection::new("apps", "v1", "daemonsets"),
+            Collection::new("", "v1", "configmaps"),
         ] {
             sim.serve(c);
         }
@@ -233,6 +239,27 @@ impl KubeSim {
         self.lock().objects.get(&(c, ns, name.to_string())).cloned()
     }
 
+    /// The next `times` requests with `method` whose path contains `fragment` fail with 500.
+    pub fn fail_next(&self, method: &str, fragment: &str, times: usize) {
+        self.lock()
+            .failures
+            .push((method.to_string(), fragment.to_string(), times));
+    }
+
+    /// Like Cilium's LB-IPAM: when a Service is written with `lbipam.cilium.io/ips`, its status
+    /// gets those IPs.
+    pub fn simulate_lb_ipam(&self) {
+        self.lock().lb_ipam = true;
+    }
+
+    /// Write requests (POST, PUT, PATCH, DELETE) seen so far.
+    pub fn writes(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| !r.starts_with("GET "))
+            .collect()
+    }
+
     /// Requests seen so far ("GET /api/v1/nodes?watch=true&…").
     pub fn requests(&self) -> Vec<String> {
         self.lock().requests.clone()
@@ -323,6 +350,21 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     sim.lock().requests.push(format!("{method} {uri}"));
+    {
+        let mut inner = sim.lock();
+        let hit = inner.failures.iter_mut().find(|(m, frag, n)| {
+            *n > 0 && *m == method.as_str() && uri.path().contains(frag.as_str())
+        });
+        if let Some(f) = hit {
+            f.2 -= 1;
+            drop(inner);
+            return status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                format!("injected failure for {method} {}", uri.path()),
+            );
+        }
+    }
     let Some(t) = parse_path(uri.path()) else {
         return status(
             StatusCode::NOT_FOUND,
@@ -364,6 +406,27 @@ async fn handle(
             }
         }
         (Method::POST, None) | (Method::PUT, Some(_)) => write(&sim, &t, &body),
+        (Method::DELETE, Some(name)) => {
+            let key = (
+                t.collection.clone(),
+                t.namespace.clone().unwrap_or_default(),
+                name.clone(),
+            );
+            let existing = sim.lock().objects.get(&key).cloned();
+            match existing {
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("{} \"{name}\" not found", t.collection.plural),
+                ),
+                Some(obj) => {
+                    let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
+                    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+                    sim.delete(&api_version, &kind, &key.1, name);
+                    axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})).into_response()
+                }
+            }
+        }
         (m, _) => status(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
@@ -438,6 +501,19 @@ fn write(sim: &KubeSim, t: &Target, body: &[u8]) -> Response {
         }
     }
     obj["apiVersion"] = json!(t.collection.api_version());
+    if obj["kind"].is_null() {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "object without kind".into(),
+        );
+    }
+    if sim.lock().lb_ipam && obj["kind"] == "Service" {
+        if let Some(ips) = obj["metadata"]["annotations"]["lbipam.cilium.io/ips"].as_str() {
+            let ingress: Vec<Value> = ips.split(',').map(|ip| json!({"ip": ip.trim()})).collect();
+            obj["status"] = json!({"loadBalancer": {"ingress": ingress}});
+        }
+    }
     sim.apply(obj);
     let stored = sim.lock().objects.get(&key).cloned().unwrap_or_default();
     let code = if t.name.is_some() {

@@ -1,0 +1,380 @@
+//! The L2 → BGP migration against the Kubernetes API stand-in (playing Cilium's LB-IPAM) and a
+//! stand-in agent: the happy path, a failure in each phase (then resume, or rollback), exact
+//! rollback, a dry run that writes nothing, and a second run that changes nothing.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgplb_companion::agent::AgentApi;
+use bgplb_companion::dynkube::DynKube;
+use bgplb_companion::migrate::{self, Options};
+use bgplb_proto::{AgentStatus, PeerStatus, ProbeOutcome, ProbeTarget};
+use bgplb_tests::kubesim::{kubeconfig, objects, KubeSim};
+use bgplb_tests::netns::{block_on_in, Scratch};
+use serde_json::{json, Value};
+
+const ADDR: &str = "127.0.0.1:6443";
+
+/// The agent, as the migration sees it.
+#[derive(Default)]
+struct FakeAgent {
+    down: AtomicBool,
+    peers_down: AtomicBool,
+    probes_fail: AtomicBool,
+}
+
+impl AgentApi for FakeAgent {
+    async fn status(&self) -> Result<AgentStatus, String> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err("connection refused".into());
+        }
+        let state = if self.peers_down.load(Ordering::SeqCst) {
+            "Active"
+        } else {
+            "Established"
+        };
+        Ok(AgentStatus {
+            gateway: "udm-pro".into(),
+            asn: 64512,
+            peers: ["k8s-1", "k8s-2"]
+                .iter()
+                .map(|n| PeerStatus {
+                    cluster: "home".into(),
+                    node: n.to_string(),
+                    family: "ipv4".into(),
+                    address: String::new(),
+                    state: state.into(),
+                    accepted: 1,
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    async fn probe(&self, targets: Vec<ProbeTarget>) -> Result<Vec<ProbeOutcome>, String> {
+        let ok = !self.probes_fail.load(Ordering::SeqCst);
+        Ok(targets
+            .into_iter()
+            .map(|t| ProbeOutcome {
+                ip: t.ip,
+                port: t.port,
+                ok,
+                error: (!ok).then(|| "connection refused".into()),
+                millis: 1,
+            })
+            .collect())
+    }
+}
+
+fn service(ns: &str, name: &str, ip: &str, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": name}, "annotations": annotations},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 443, "protocol": "TCP"}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}
+    })
+}
+
+/// A cluster still on L2 announcements, with its LB pool on the node network.
+fn l2_cluster() -> KubeSim {
+    let sim = KubeSim::new();
+    sim.serve_cilium();
+    sim.simulate_lb_ipam();
+    sim.apply(objects::cilium_daemonset("1.18.2"));
+    sim.apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cilium-config", "namespace": "kube-system"},
+                     "data": {"enable-bgp-control-plane": "true", "enable-l2-announcements": "true"}}));
+    sim.apply(objects::pool(
+        "l2-pool",
+        &["172.29.51.200-172.29.51.250"],
+        false,
+    ));
+    sim.apply(json!({"apiVersion": "cilium.io/v2alpha1", "kind": "CiliumL2AnnouncementPolicy", "metadata": {"name": "l2-policy"},
+                     "spec": {"loadBalancerIPs": true, "interfaces": ["^eth0$"]}}));
+    sim.apply(service("ingress", "traefik", "172.29.51.200", json!({
+        "lbipam.cilium.io/ips": "172.29.51.200", "external-dns.alpha.kubernetes.io/hostname": "home.example.org"})));
+    sim.apply(service(
+        "media",
+        "plex",
+        "172.29.51.210",
+        json!({"io.cilium/lb-ipam-ips": "172.29.51.210", "lbipam.cilium.io/sharing-key": "media"}),
+    ));
+    sim.apply(service(
+        "media",
+        "jellyfin",
+        "172.29.51.210",
+        json!({"lbipam.cilium.io/sharing-key": "media"}),
+    ));
+    sim.apply(service("web", "api", "172.29.51.230", json!({})));
+    sim
+}
+
+fn options(dry_run: bool, dir: &std::path::Path) -> Options {
+    Options {
+        site: bgplb_site::parse(bgplb_tests::lab::REFERENCE_SITE).unwrap(),
+        cluster: "home".into(),
+        cilium_version: "1.18.2".into(),
+        dry_run,
+        backup_file: dir.join("backup.json"),
+        peering_timeout: Duration::from_secs(2),
+        service_timeout: Duration::from_secs(5),
+    }
+}
+
+async fn kube(dry_run: bool) -> DynKube {
+    let kc = kube::config::Kubeconfig::from_yaml(&kubeconfig(&format!("http://{ADDR}"))).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    DynKube::new(kube::Client::try_from(config).unwrap(), dry_run)
+}
+
+/// Objects the migration touches, as comparable JSON (server fields removed).
+fn touched(sim: &KubeSim) -> Vec<Value> {
+    let refs = [
+        ("v1", "Service", "ingress", "traefik"),
+        ("v1", "Service", "media", "plex"),
+        ("v1", "Service", "media", "jellyfin"),
+        ("v1", "Service", "web", "api"),
+        ("cilium.io/v2", "CiliumLoadBalancerIPPool", "", "l2-pool"),
+        (
+            "cilium.io/v2alpha1",
+            "CiliumL2AnnouncementPolicy",
+            "",
+            "l2-policy",
+        ),
+        (
+            "cilium.io/v2",
+            "CiliumLoadBalancerIPPool",
+            "",
+            "bgp-default",
+        ),
+        ("cilium.io/v2", "CiliumBGPClusterConfig", "", "bgplb-home"),
+    ];
+    refs.iter()
+        .map(|(v, k, ns, n)| {
+            let mut o = sim.get(v, k, ns, n).unwrap_or(Value::Null);
+            if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+                m.remove("uid");
+            }
+            o
+        })
+        .collect()
+}
+
+fn ip_of(sim: &KubeSim, ns: &str, name: &str) -> String {
+    sim.get("v1", "Service", ns, name).unwrap()["status"]["loadBalancer"]["ingress"][0]["ip"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Runs `f` with a fresh stand-in cluster in its own namespace.
+fn with_cluster<T: Send + 'static, F: std::future::Future<Output = T>>(
+    f: impl FnOnce(KubeSim, Arc<FakeAgent>, std::path::PathBuf) -> F + Send + 'static,
+) -> T {
+    let ns = Scratch::new("m");
+    let sim = l2_cluster();
+    sim.spawn_in_namespace(&ns.name, ADDR.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let out = block_on_in(&ns.name, move || async move {
+        // Wait for the stand-in to listen.
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(ADDR).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        f(sim, Arc::new(FakeAgent::default()), path).await
+    });
+    drop(dir);
+    out
+}
+
+#[test]
+fn the_happy_path_moves_every_service_and_a_second_run_changes_nothing() {
+    with_cluster(|sim, agent, dir| async move {
+        let p = migrate::migrate(&kube(false).await, &*agent, &options(false, &dir))
+            .await
+            .expect("migration");
+        assert_eq!(p.moves.len(), 4);
+        assert_eq!(
+            ip_of(&sim, "ingress", "traefik"),
+            "172.29.52.200",
+            "same host part in bgp-ingress"
+        );
+        assert_eq!(
+            ip_of(&sim, "media", "plex"),
+            ip_of(&sim, "media", "jellyfin"),
+            "the sharing key is kept"
+        );
+        assert!(ip_of(&sim, "web", "api").starts_with("172.29.52."));
+        let plex = sim.get("v1", "Service", "media", "plex").unwrap();
+        assert!(
+            plex["metadata"]["annotations"]
+                .get("io.cilium/lb-ipam-ips")
+                .is_none(),
+            "legacy annotation replaced"
+        );
+        assert!(sim
+            .get(
+                "cilium.io/v2alpha1",
+                "CiliumL2AnnouncementPolicy",
+                "",
+                "l2-policy"
+            )
+            .is_none());
+        assert!(sim
+            .get("cilium.io/v2", "CiliumLoadBalancerIPPool", "", "l2-pool")
+            .is_none());
+        assert!(sim
+            .get("cilium.io/v2", "CiliumBGPClusterConfig", "", "bgplb-home")
+            .is_some());
+        assert!(sim
+            .get(
+                "cilium.io/v2",
+                "CiliumLoadBalancerIPPool",
+                "",
+                "bgp-default"
+            )
+            .is_some());
+        assert!(dir.join("backup.json").exists());
+
+        let writes = sim.writes().len();
+        migrate::migrate(&kube(false).await, &*agent, &options(false, &dir))
+            .await
+            .expect("second run");
+        assert_eq!(
+            sim.writes().len(),
+            writes,
+            "a second run wrote to the API server"
+        );
+    });
+}
+
+#[test]
+fn a_dry_run_writes_nothing() {
+    with_cluster(|sim, agent, dir| async move {
+        let p = migrate::migrate(&kube(true).await, &*agent, &options(true, &dir))
+            .await
+            .expect("dry run");
+        assert_eq!(p.moves.len(), 4);
+        assert_eq!(p.l2_policies, ["l2-policy"]);
+        assert!(sim.writes().is_empty(), "{:?}", sim.writes());
+        assert!(!dir.join("backup.json").exists());
+    });
+}
+
+/// How each phase is made to fail, and how the failure is lifted.
+fn break_phase(phase: &str, sim: &KubeSim, agent: &FakeAgent) {
+    match phase {
+        "preflight" => agent.down.store(true, Ordering::SeqCst),
+        "backup" => sim.fail_next("GET", "/namespaces/ingress/services/traefik", 1),
+        "apply-objects" => sim.fail_next("POST", "ciliumbgpclusterconfigs", 1),
+        "wait-peering" => agent.peers_down.store(true, Ordering::SeqCst),
+        "move-services" => sim.fail_next("PUT", "/namespaces/media/services/plex", 1),
+        "remove-l2" => sim.fail_next("DELETE", "ciliuml2announcementpolicies", 1),
+        "verify" => agent.probes_fail.store(true, Ordering::SeqCst),
+        "cleanup" => sim.fail_next("DELETE", "ciliumloadbalancerippools/l2-pool", 1),
+        _ => unreachable!(),
+    }
+}
+
+fn heal(agent: &FakeAgent) {
+    agent.down.store(false, Ordering::SeqCst);
+    agent.peers_down.store(false, Ordering::SeqCst);
+    agent.probes_fail.store(false, Ordering::SeqCst);
+}
+
+const PHASES: [&str; 8] = [
+    "preflight",
+    "backup",
+    "apply-objects",
+    "wait-peering",
+    "move-services",
+    "remove-l2",
+    "verify",
+    "cleanup",
+];
+
+#[test]
+fn a_failure_in_each_phase_names_it_and_the_run_resumes() {
+    for phase in PHASES {
+        with_cluster(move |sim, agent, dir| async move {
+            break_phase(phase, &sim, &agent);
+            let err = migrate::migrate(&kube(false).await, &*agent, &options(false, &dir))
+                .await
+                .expect_err("must fail");
+            assert!(
+                err.to_string().starts_with(&format!("phase {phase}:")),
+                "{phase}: {err}"
+            );
+            heal(&agent);
+            migrate::migrate(&kube(false).await, &*agent, &options(false, &dir))
+                .await
+                .unwrap_or_else(|e| panic!("resume after {phase}: {e}"));
+            assert_eq!(
+                ip_of(&sim, "ingress", "traefik"),
+                "172.29.52.200",
+                "{phase}"
+            );
+            assert!(
+                sim.get("cilium.io/v2", "CiliumLoadBalancerIPPool", "", "l2-pool")
+                    .is_none(),
+                "{phase}"
+            );
+        });
+    }
+}
+
+#[test]
+fn a_failure_in_each_phase_can_be_rolled_back_exactly() {
+    for phase in PHASES {
+        with_cluster(move |sim, agent, dir| async move {
+            let before = touched(&sim);
+            break_phase(phase, &sim, &agent);
+            let k = kube(false).await;
+            migrate::migrate(&k, &*agent, &options(false, &dir))
+                .await
+                .expect_err("must fail");
+            match migrate::rollback(&k).await {
+                Ok(_) => {}
+                // Failing before the backup exists leaves nothing to undo.
+                Err(migrate::MigrateError::NoBackup(_)) if phase == "preflight" => {}
+                Err(e) => panic!("rollback after {phase}: {e}"),
+            }
+            assert_eq!(
+                touched(&sim),
+                before,
+                "rollback after {phase} did not restore the cluster exactly"
+            );
+        });
+    }
+}
+
+#[test]
+fn a_completed_migration_rolls_back_to_the_l2_setup() {
+    with_cluster(|sim, agent, dir| async move {
+        let before = touched(&sim);
+        let k = kube(false).await;
+        migrate::migrate(&k, &*agent, &options(false, &dir))
+            .await
+            .expect("migration");
+        assert_ne!(touched(&sim), before);
+        let n = migrate::rollback(&k).await.expect("rollback");
+        assert!(n >= 8, "{n}");
+        assert_eq!(
+            touched(&sim),
+            before,
+            "spec, labels and annotations of every touched object are back"
+        );
+        assert_eq!(ip_of(&sim, "media", "plex"), "172.29.51.210");
+        // The progress is forgotten: a new migration starts from the top.
+        let p = migrate::migrate(&kube(true).await, &*agent, &options(true, &dir))
+            .await
+            .unwrap();
+        assert_eq!(p.moves.len(), 4);
+    });
+}
