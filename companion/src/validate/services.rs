@@ -1,0 +1,59 @@
+//! `service-ips`: every LoadBalancer IP lies inside an enabled BGP pool of the site, because the
+//! gateway accepts host routes only there. A service still waiting for an address is a warning.
+
+use std::net::IpAddr;
+
+use super::{Check, Ctx, Findings};
+
+/// Cilium's load-balancer classes: LB-IPAM serves all three, BGP announces only the first (and
+/// services without a class).
+const BGP_CLASS: &str = "io.cilium/bgp-control-plane";
+const L2_CLASS: &str = "io.cilium/l2-announcer";
+
+pub(super) fn check(ctx: &Ctx) -> Check {
+    let mut f = Findings::new("service-ips");
+    let (mut checked, mut addresses) = (0usize, 0usize);
+    for s in &ctx.services {
+        match s.load_balancer_class.as_deref() {
+            None | Some(BGP_CLASS) => {}
+            Some(L2_CLASS) => f.warn(format!(
+                "{s}: loadBalancerClass {L2_CLASS}: announced at L2 only, never by BGP; remove the class"
+            )),
+            Some(other) => {
+                f.info(format!(
+                    "{s}: loadBalancerClass {other} belongs to another controller: not checked"
+                ));
+                continue;
+            }
+        }
+        checked += 1;
+        if s.ips.is_empty() {
+            f.warn(format!(
+                "{s}: pending: no LoadBalancer IP yet (does a pool select it, and has it free addresses?)"
+            ));
+            continue;
+        }
+        for ip in &s.ips {
+            addresses += 1;
+            let Ok(addr) = ip.trim().parse::<IpAddr>() else {
+                f.fail(format!("{s}: `{ip}` is not an IP address"));
+                continue;
+            };
+            match ctx.site_pools.iter().find(|p| p.contains(addr)) {
+                None => f.fail(format!(
+                    "{s}: {addr} is outside every BGP pool of the site: the gateway refuses its route \
+                     (an address from an old L2 pool? move the service to a site pool)"
+                )),
+                Some(p) if p.disabled => f.fail(format!(
+                    "{s}: {addr} is in pool {}, which the site disables: the gateway accepts no routes from it",
+                    p.name
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    f.info(format!(
+        "{checked} LoadBalancer service(s), {addresses} address(es) checked against the site's pools"
+    ));
+    f.finish()
+}
