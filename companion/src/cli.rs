@@ -89,6 +89,22 @@ pub enum Command {
         #[arg(long, default_value_t = 180)]
         timeout: u64,
     },
+    /// Cluster-side checks: no L2 policy left, services on BGP pools, pools, BGP objects vs the
+    /// gateway, nodes vs the agent's sessions, Cilium version vs the API in use. Exit 1 on failure.
+    Validate {
+        #[command(flatten)]
+        site: SiteArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[arg(long)]
+        json: bool,
+        /// Also write a Markdown report to FILE.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Skip asking the agent (no nodes-vs-agent comparison).
+        #[arg(long)]
+        no_agent: bool,
+    },
     /// Undo a migration: restore every backed-up object exactly, delete what it created.
     Rollback {
         #[command(flatten)]
@@ -305,6 +321,98 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             crate::migrate::migrate(&kube, &agent, &opts).await.map_err(|e| {
                 (1, format!("{e}\nThe progress is saved: run `bgplb-companion migrate` again to resume, or `bgplb-companion rollback` to undo."))
             })?;
+        }
+        Command::Validate {
+            site,
+            cluster,
+            json,
+            report,
+            no_agent,
+        } => {
+            let (s, cluster_name) = load_site(&site)?;
+            let (kube, client) = kube(&cluster, true).await?;
+            let version = cilium_version(&cluster, &client).await.ok();
+            let list_err = |e: kube::Error| (69, format!("cannot list: {e}"));
+            let services = kube::Api::<k8s_openapi::api::core::v1::Service>::all(client.clone())
+                .list(&Default::default())
+                .await
+                .map_err(list_err)?
+                .items;
+            let nodes = kube::Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+                .list(&Default::default())
+                .await
+                .map_err(list_err)?
+                .items;
+            let mut cilium = Vec::new();
+            for kind in [
+                "CiliumLoadBalancerIPPool",
+                "CiliumBGPClusterConfig",
+                "CiliumBGPPeerConfig",
+                "CiliumBGPAdvertisement",
+                "CiliumBGPPeeringPolicy",
+                "CiliumL2AnnouncementPolicy",
+            ] {
+                // The newest version the server serves for the kind.
+                for v in ["cilium.io/v2", "cilium.io/v2alpha1"] {
+                    let items = kube.list(v, kind).await.map_err(|e| (69, e.to_string()))?;
+                    if !items.is_empty() {
+                        cilium.extend(items);
+                        break;
+                    }
+                }
+            }
+            let agent = if no_agent {
+                None
+            } else {
+                let config = crate::config::Config::load(
+                    &cluster.config,
+                    Some(cluster_name.clone()),
+                    Vec::new(),
+                )
+                .map_err(|e| (64, e.to_string()))?;
+                let http = crate::push::client(&config.tls).map_err(|e| (64, e.to_string()))?;
+                let a = crate::agent::HttpAgent {
+                    client: http,
+                    base: config.agents[0].clone(),
+                };
+                use crate::agent::AgentApi;
+                match a.status().await {
+                    Ok(st) => Some(st),
+                    Err(e) => {
+                        eprintln!("warning: the agent is not reachable ({e}); nodes are not compared with its sessions");
+                        None
+                    }
+                }
+            };
+            let input = crate::validate::Input {
+                site: s,
+                cluster: cluster_name.clone(),
+                services,
+                nodes,
+                cilium: crate::validate::CiliumObjects::from_values(cilium),
+                cilium_version: version,
+                agent,
+            };
+            let result = crate::validate::validate(&input);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&result).expect("serializes")
+                );
+            } else {
+                print!("{}", crate::validate::render_table(&result));
+            }
+            if let Some(path) = report {
+                let md = crate::validate::render_markdown(
+                    &result,
+                    &format!("bgplb validation: cluster {cluster_name}"),
+                );
+                std::fs::write(&path, md)
+                    .map_err(|e| (73, format!("cannot write {}: {e}", path.display())))?;
+            }
+            if !result.ok {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Rollback { cluster } => {
             let (kube, _) = kube(&cluster, false).await?;

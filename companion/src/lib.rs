@@ -13,4 +13,5 @@ pub mod migrate;
 pub mod project;
 pub mod push;
 pub mod run;
+pub mod validate;
 pub mod watch;

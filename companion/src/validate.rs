@@ -169,7 +169,12 @@ impl Report {
 /// Runs every check.
 pub fn validate(input: &Input) -> Report {
     let Some(cluster) = input.site.cluster(&input.cluster) else {
-        let known: Vec<&str> = input.site.clusters.iter().map(|c| c.name.as_str()).collect();
+        let known: Vec<&str> = input
+            .site
+            .clusters
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         let mut f = Findings::new("site");
         f.fail(format!(
             "cluster {} is not in the site file (it has: {}): pass the cluster name the site uses",
@@ -275,7 +280,7 @@ impl Findings {
     fn finish(mut self) -> Check {
         let status = self.status();
         // Stable: within a severity, the order the check found them in.
-        self.lines.sort_by(|a, b| b.0.cmp(&a.0));
+        self.lines.sort_by_key(|l| std::cmp::Reverse(l.0));
         let mut details: Vec<String> = self.lines.into_iter().map(|(_, l)| l).collect();
         if details.is_empty() {
             details.push("nothing to check".into());

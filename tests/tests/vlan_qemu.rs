@@ -28,7 +28,10 @@ fn vlan_mode_creates_owns_and_removes_only_its_vlan_in_an_aarch64_vm() {
     let mut site = bgplb_site::parse(bgplb_tests::lab::REFERENCE_SITE).unwrap();
     site.segment.mode = bgplb_site::SegmentMode::Vlan;
     site.segment.parent = Some("eth0".into());
-    site.segment.gateway_addresses = vec!["172.29.52.1".parse().unwrap(), "fd47:25e1:2f96:52::1".parse().unwrap()];
+    site.segment.gateway_addresses = vec![
+        "172.29.52.1".parse().unwrap(),
+        "fd47:25e1:2f96:52::1".parse().unwrap(),
+    ];
     site.agent.data_dir = "/tmp/bgplb".into();
     std::fs::write(files.join("site.toml"), toml::to_string(&site).unwrap()).unwrap();
     let script = work.path().join("vlan-mode.sh");
@@ -96,6 +99,9 @@ if $A segment apply; then echo TAKEN-ACCEPTED; else echo TAKEN-REFUSED; fi
         "a link named `eth0.52` exists and was not made by bgplb",
         "TAKEN-REFUSED",
     ] {
-        assert!(console.contains(want), "`{want}` missing from the VM's console:\n{console}");
+        assert!(
+            console.contains(want),
+            "`{want}` missing from the VM's console:\n{console}"
+        );
     }
 }

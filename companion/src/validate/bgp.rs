@@ -158,7 +158,9 @@ fn cluster_configs(ctx: &Ctx, e: &Expect, f: &mut Findings) {
                 "cilium.io/ConflictingClusterConfigs",
             ],
         ) {
-            f.fail(format!("CiliumBGPClusterConfig {cname}: Cilium reports {c}"));
+            f.fail(format!(
+                "CiliumBGPClusterConfig {cname}: Cilium reports {c}"
+            ));
         }
         for inst in array(cfg, "/spec/bgpInstances") {
             let asn = u64_at(inst, "/localASN");
@@ -193,11 +195,13 @@ fn cluster_configs(ctx: &Ctx, e: &Expect, f: &mut Findings) {
     for (cfg, p) in &peers {
         let who = peer_name(cfg, p);
         match str_at(p, "/peerAddress").map(|a| (a, parse_addr(a))) {
-            None => f.info(format!("{who}: no peerAddress (auto-discovery): not checked")),
-            Some((a, None)) => f.fail(format!("{who}: peerAddress `{a}` is not an IP address")),
-            Some((_, Some(addr))) if !e.is_gateway(addr) => f.info(format!(
-                "{who} ({addr}) is not the gateway: not checked"
+            None => f.info(format!(
+                "{who}: no peerAddress (auto-discovery): not checked"
             )),
+            Some((a, None)) => f.fail(format!("{who}: peerAddress `{a}` is not an IP address")),
+            Some((_, Some(addr))) if !e.is_gateway(addr) => {
+                f.info(format!("{who} ({addr}) is not the gateway: not checked"))
+            }
             Some(_) => {}
         }
     }
@@ -266,7 +270,9 @@ fn peer(ctx: &Ctx, e: &Expect, f: &mut Findings, cfg: &Value, p: &Value, fam: Fa
     };
     for c in true_conditions(pc, &["cilium.io/MissingAuthSecret"]) {
         ok = false;
-        f.fail(format!("CiliumBGPPeerConfig {ref_name}: Cilium reports {c}"));
+        f.fail(format!(
+            "CiliumBGPPeerConfig {ref_name}: Cilium reports {c}"
+        ));
     }
     let families: Vec<&Value> = array(pc, "/spec/families").collect();
     if families.is_empty() {
@@ -276,7 +282,11 @@ fn peer(ctx: &Ctx, e: &Expect, f: &mut Findings, cfg: &Value, p: &Value, fam: Fa
         return;
     }
     let afi = fam.afi();
-    for other in families.iter().filter_map(|x| str_at(x, "/afi")).filter(|a| *a != afi) {
+    for other in families
+        .iter()
+        .filter_map(|x| str_at(x, "/afi"))
+        .filter(|a| *a != afi)
+    {
         ok = false;
         f.fail(format!(
             "CiliumBGPPeerConfig {ref_name} carries afi {other} on {who}, an {afi} session: \
@@ -367,9 +377,10 @@ fn advertisements<'a>(
         ));
     }
     if let Some(c) = &e.community {
-        if !lb.iter().any(|x| {
-            strings(x, "/attributes/communities/standard").contains(&c.as_str())
-        }) {
+        if !lb
+            .iter()
+            .any(|x| strings(x, "/attributes/communities/standard").contains(&c.as_str()))
+        {
             return Err(format!(
                 "CiliumBGPAdvertisement {} (selected by CiliumBGPPeerConfig {pc}) advertise LoadBalancerIP \
                  without community {c}: the gateway requires it and refuses the routes",

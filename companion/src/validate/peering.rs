@@ -23,7 +23,7 @@ pub(super) fn check(ctx: &Ctx, e: &Expect, f: &mut Findings) {
                 let sel = p.pointer("/spec/nodeSelector");
                 selector_is_empty(sel) || sel.is_some_and(|s| selector_matches(s, &n.labels))
             })
-            .map(|p| objects::name(p))
+            .map(objects::name)
             .collect();
         if selecting.len() > 1 {
             f.fail(format!(
@@ -160,7 +160,12 @@ fn community(ctx: &Ctx, who: &str, n: &Value, fam: Family, c: &str) -> Result<()
         if !sp.ranges.iter().any(|r| Family::of(&r.start) == fam) {
             continue;
         }
-        let Some(obj) = ctx.cilium.pools.iter().find(|p| objects::name(p) == sp.name) else {
+        let Some(obj) = ctx
+            .cilium
+            .pools
+            .iter()
+            .find(|p| objects::name(p) == sp.name)
+        else {
             continue; // the pools check names it
         };
         if pool_blocks(obj).ranges.is_empty() {

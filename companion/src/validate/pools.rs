@@ -34,8 +34,13 @@ pub(super) fn check(ctx: &Ctx) -> Check {
     for p in &ctx.cilium.pools {
         let name = objects::name(p);
         let blocks = pool_blocks(p);
+        for b in &blocks.bad {
+            f.fail(format!("{name}: block {b} is not an address range"));
+        }
+        let mut on_node_net = false;
         for (net, range) in &node_nets {
             if blocks.ranges.iter().any(|r| r.overlaps(range)) {
+                on_node_net = true;
                 f.fail(format!(
                     "{name} ({}) overlaps the node subnet {net}: its addresses can only be reached by \
                      L2 announcements; move its services to a BGP pool and delete it",
@@ -43,7 +48,7 @@ pub(super) fn check(ctx: &Ctx) -> Check {
                 ));
             }
         }
-        if ctx.site_pools.iter().any(|sp| sp.name == name) {
+        if on_node_net || ctx.site_pools.iter().any(|sp| sp.name == name) {
             continue;
         }
         let overlapping: Vec<&str> = ctx
@@ -77,9 +82,6 @@ fn overlaps(a: &[Range], b: &[Range]) -> bool {
 fn site_pool(ctx: &Ctx, f: &mut Findings, sp: &SitePool, p: &Value) {
     let blocks = pool_blocks(p);
     let name = &sp.name;
-    for b in &blocks.bad {
-        f.fail(format!("{name}: block {b} is not an address range"));
-    }
     if blocks.ranges != sp.ranges {
         f.fail(format!(
             "{name}: blocks differ: the cluster has {}, the site {}",
@@ -115,10 +117,17 @@ fn usage(ctx: &Ctx, f: &mut Findings, name: &str, blocks: &PoolBlocks, p: &Value
             .collect();
         ips.len() as u128
     };
-    let from_status = (condition_number(p, "cilium.io/IPsTotal"), condition_number(p, "cilium.io/IPsUsed"));
+    let from_status = (
+        condition_number(p, "cilium.io/IPsTotal"),
+        condition_number(p, "cilium.io/IPsUsed"),
+    );
     let (total, used, source) = match from_status {
         (Some(t), Some(u)) => (t, u, "Cilium's pool status"),
-        _ => (ranges::size(&blocks.ranges), counted(), "counted from services"),
+        _ => (
+            ranges::size(&blocks.ranges),
+            counted(),
+            "counted from services",
+        ),
     };
     let free = condition_number(p, "cilium.io/IPsAvailable").unwrap_or(total.saturating_sub(used));
     let line = format!(

@@ -152,4 +152,3 @@ pub(super) fn parse_addr(s: &str) -> Option<IpAddr> {
         }
     }
 }
-

@@ -1,0 +1,729 @@
+//! Each check against a fixture shaped like real API responses (`tests/fixtures/validate/`,
+//! plus the companion's `nodes.json`, `services.json`, `pools-*.json`), proving it finds the
+//! problem it claims; and healthy clusters (the renderer's own output) proving it stays quiet.
+
+use bgplb_cilium::{CiliumVersion, RenderOptions};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::*;
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!("../../tests/fixtures/", $name))
+    };
+}
+
+fn site() -> Site {
+    bgplb_site::parse(include_str!("../../../config/site.toml")).expect("reference site parses")
+}
+
+fn value(json: &str) -> Value {
+    serde_json::from_str(json).expect("fixture is JSON")
+}
+
+fn items<T: DeserializeOwned>(json: &str) -> Vec<T> {
+    serde_json::from_value(value(json)["items"].clone()).expect("fixture items")
+}
+
+/// The reference cluster, healthy: the 1.18 render as the API returns it, the companion's node
+/// and service fixtures, and an agent with every session Established.
+fn healthy() -> Input {
+    Input {
+        site: site(),
+        cluster: "home".into(),
+        services: items(fixture!("services.json")),
+        nodes: items(fixture!("nodes.json")),
+        cilium: CiliumObjects::from_values([value(fixture!("validate/cilium-1.18.json"))]),
+        cilium_version: Some("1.18.2".into()),
+        agent: Some(serde_json::from_str(fixture!("validate/agent-status.json")).unwrap()),
+    }
+}
+
+fn check<'a>(r: &'a Report, name: &str) -> &'a Check {
+    r.check(name)
+        .unwrap_or_else(|| panic!("no check {name} in {r:#?}"))
+}
+
+/// Asserts the check's status and that some detail line contains each of `needles`.
+fn expect(r: &Report, name: &str, status: Status, needles: &[&str]) {
+    let c = check(r, name);
+    assert_eq!(c.status, status, "{name}: {:#?}", c.details);
+    for n in needles {
+        assert!(
+            c.details.iter().any(|d| d.contains(n)),
+            "{name}: no detail contains {n:?}: {:#?}",
+            c.details
+        );
+    }
+}
+
+fn no_detail(r: &Report, name: &str, needle: &str) {
+    let c = check(r, name);
+    assert!(
+        !c.details.iter().any(|d| d.contains(needle)),
+        "{name}: unexpected {needle:?}: {:#?}",
+        c.details
+    );
+}
+
+/// Sets `pointer` in the object `name` of `list`.
+fn set(list: &mut [Value], name: &str, pointer: &str, v: Value) {
+    let o = list
+        .iter_mut()
+        .find(|o| objects::name(o) == name)
+        .unwrap_or_else(|| panic!("no object {name}"));
+    *o.pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("{name} has no {pointer}")) = v;
+}
+
+#[test]
+fn healthy_cluster_has_no_failure() {
+    let r = validate(&healthy());
+    assert!(r.ok, "{}", render_table(&r));
+    let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "l2-policies",
+            "service-ips",
+            "pools",
+            "bgp-objects",
+            "nodes-vs-agent",
+            "cilium-version"
+        ]
+    );
+    expect(
+        &r,
+        "l2-policies",
+        Status::Ok,
+        &["no CiliumL2AnnouncementPolicy"],
+    );
+    // media/pending has no address yet: a warning, not a failure.
+    expect(
+        &r,
+        "service-ips",
+        Status::Warn,
+        &[
+            "media/pending: pending",
+            "3 LoadBalancer service(s), 3 address(es)",
+        ],
+    );
+    expect(
+        &r,
+        "pools",
+        Status::Ok,
+        &[
+            "bgp-default: 1 of 100 address(es) used, 99 free (Cilium's pool status)",
+            "bgp-reserved: 0 of 50 address(es) used, 50 free (Cilium's pool status), disabled",
+        ],
+    );
+    expect(
+        &r,
+        "bgp-objects",
+        Status::Ok,
+        &[
+            "CiliumBGPClusterConfig bgplb-home peer udm-pro-ipv4 (172.29.51.1): AS 64512, CiliumBGPPeerConfig bgplb-home-ipv4 (ipv4), advertisement(s) bgplb-home-lb-services",
+            "peer udm-pro-ipv6 (fd47:25e1:2f96:51::1): AS 64512, CiliumBGPPeerConfig bgplb-home-ipv6 (ipv6)",
+        ],
+    );
+    // k8s-3 is being deleted: not expected on the gateway.
+    expect(
+        &r,
+        "nodes-vs-agent",
+        Status::Ok,
+        &["4 of 4 node session(s) Established on udm-pro"],
+    );
+    expect(
+        &r,
+        "cilium-version",
+        Status::Ok,
+        &["Cilium 1.18.2: pools cilium.io/v2, BGP CiliumBGPClusterConfig cilium.io/v2"],
+    );
+}
+
+/// What bgplb renders validates for every Cilium release it renders for, through either BGP
+/// API (the 1.15 render is a peering policy with pools as CIDR covers of the site's ranges).
+#[test]
+fn rendered_objects_validate_for_every_release() {
+    for v in ["1.15.7", "1.16.4", "1.17.0", "1.18.2", "1.19.0"] {
+        let version = CiliumVersion::parse(v).unwrap();
+        let rendered =
+            bgplb_cilium::render(&site(), "home", version, &RenderOptions::default()).unwrap();
+        let mut input = healthy();
+        input.cilium =
+            CiliumObjects::from_values(rendered.objects.iter().map(|o| o.to_json().unwrap()));
+        input.cilium_version = Some(v.into());
+        let r = validate(&input);
+        assert!(r.ok, "Cilium {v}:\n{}", render_table(&r));
+        for name in ["pools", "bgp-objects", "cilium-version"] {
+            assert_eq!(
+                check(&r, name).status,
+                Status::Ok,
+                "Cilium {v}:\n{}",
+                render_table(&r)
+            );
+        }
+        // No pool status: usage is counted from the services' addresses.
+        expect(
+            &r,
+            "pools",
+            Status::Ok,
+            &["bgp-ingress: 1 of 21 address(es) used, 20 free (counted from services)"],
+        );
+    }
+}
+
+#[test]
+fn l2_policy_left_is_a_failure() {
+    let mut input = healthy();
+    input.cilium.l2_policies = items(fixture!("validate/l2-policy.json"));
+    let r = validate(&input);
+    assert!(!r.ok);
+    expect(
+        &r,
+        "l2-policies",
+        Status::Fail,
+        &["CiliumL2AnnouncementPolicy l2-default still exists (announces LoadBalancer IPs of services l2=announce)"],
+    );
+}
+
+#[test]
+fn service_ips_outside_enabled_pools_fail() {
+    let mut input = healthy();
+    input.services = items(fixture!("validate/services-bad.json"));
+    let r = validate(&input);
+    expect(
+        &r,
+        "service-ips",
+        Status::Fail,
+        &[
+            "home/home-assistant: 172.29.51.240 is outside every BGP pool of the site",
+            "home/mqtt: 172.29.52.60 is in pool bgp-reserved, which the site disables",
+            "net/unifi: loadBalancerClass io.cilium/l2-announcer",
+            "net/tailscale-proxy: loadBalancerClass tailscale belongs to another controller",
+        ],
+    );
+    no_detail(&r, "service-ips", "web/web");
+    // Failures come first.
+    assert!(check(&r, "service-ips").details[0].contains("home/home-assistant"));
+}
+
+#[test]
+fn pools_that_differ_from_the_site_fail() {
+    let mut input = healthy();
+    // The companion's pools fixture: bgp-ingress also carries the IPv6 block, no IPv6 pool.
+    input.cilium.pools = items(fixture!("pools-v2.json"));
+    let r = validate(&input);
+    expect(
+        &r,
+        "pools",
+        Status::Fail,
+        &[
+            "bgp-ingress: blocks differ: the cluster has 172.29.52.200-172.29.52.220, fd47:25e1:2f96:52:100::/120, the site 172.29.52.200-172.29.52.220",
+            "bgp-default-ipv6: no CiliumLoadBalancerIPPool bgp-default-ipv6 in the cluster",
+            "bgp-default: 1 of 100 address(es) used, 99 free",
+        ],
+    );
+}
+
+#[test]
+fn a_pool_on_the_node_network_fails_and_a_stray_pool_warns() {
+    let mut input = healthy();
+    input
+        .cilium
+        .pools
+        .extend(items::<Value>(fixture!("validate/pools-l2.json")));
+    let r = validate(&input);
+    expect(
+        &r,
+        "pools",
+        Status::Fail,
+        &[
+            "l2-pool (172.29.51.200-172.29.51.250) overlaps the node subnet 172.29.51.0/24",
+            "lab (10.10.0.0/28) is not in the site file",
+        ],
+    );
+    no_detail(
+        &r,
+        "pools",
+        "l2-pool (172.29.51.200-172.29.51.250) is not in the site file",
+    );
+
+    let mut input = healthy();
+    let lab = items::<Value>(fixture!("validate/pools-l2.json"))
+        .pop()
+        .unwrap();
+    input.cilium.pools.push(lab);
+    expect(
+        &validate(&input),
+        "pools",
+        Status::Warn,
+        &["lab (10.10.0.0/28) is not in the site file"],
+    );
+}
+
+#[test]
+fn pool_enabled_against_the_site_or_exhausted() {
+    let mut input = healthy();
+    set(
+        &mut input.cilium.pools,
+        "bgp-reserved",
+        "/spec/disabled",
+        json!(false),
+    );
+    set(
+        &mut input.cilium.pools,
+        "bgp-ingress",
+        "/status/conditions/1/message",
+        json!("0"),
+    );
+    let r = validate(&input);
+    expect(
+        &r,
+        "pools",
+        Status::Fail,
+        &[
+            "bgp-reserved: enabled in the cluster but disabled in the site",
+            "bgp-ingress: 1 of 21 address(es) used, 0 free (Cilium's pool status): exhausted",
+        ],
+    );
+}
+
+#[test]
+fn missing_bgp_objects_fail() {
+    let mut input = healthy();
+    input.cilium = CiliumObjects {
+        pools: input.cilium.pools.clone(),
+        ..Default::default()
+    };
+    expect(
+        &validate(&input),
+        "bgp-objects",
+        Status::Fail,
+        &["no CiliumBGPClusterConfig and no CiliumBGPPeeringPolicy"],
+    );
+}
+
+/// The example from Cilium's documentation, adapted to the site's addresses: one peer config
+/// with both families for an IPv4 peer, no IPv6 peer, no community.
+#[test]
+fn bgp_objects_from_the_docs_example_fail() {
+    let mut input = healthy();
+    let docs = CiliumObjects::from_values([value(fixture!("validate/bgp-docs-example.json"))]);
+    input.cilium = CiliumObjects {
+        pools: input.cilium.pools.clone(),
+        ..docs
+    };
+    let r = validate(&input);
+    expect(
+        &r,
+        "bgp-objects",
+        Status::Fail,
+        &[
+            "CiliumBGPPeerConfig cilium-peer carries afi ipv6 on CiliumBGPClusterConfig cilium-bgp peer udm (172.29.51.1), an ipv4 session",
+            "no peer at the gateway's ipv6 address (fd47:25e1:2f96:51::1) in a bgpInstance with localASN 64513",
+            "CiliumBGPAdvertisement bgp-advertisements (selected by CiliumBGPPeerConfig cilium-peer) advertise LoadBalancerIP without community 64512:100",
+        ],
+    );
+}
+
+#[test]
+fn bgp_v2_peer_asn_peer_config_and_advertisement_are_checked() {
+    let mut input = healthy();
+    let c = &mut input.cilium;
+    set(
+        &mut c.cluster_configs,
+        "bgplb-home",
+        "/spec/bgpInstances/0/peers/0/peerASN",
+        json!(65000),
+    );
+    c.peer_configs
+        .retain(|p| objects::name(p) != "bgplb-home-ipv6");
+    set(
+        &mut c.advertisements,
+        "bgplb-home-lb-services",
+        "/metadata/labels/bgplb.io~1advertise",
+        json!("other"),
+    );
+    set(
+        &mut c.cluster_configs,
+        "bgplb-home",
+        "/status/conditions/1",
+        json!({"type": "cilium.io/MissingPeerConfigs", "status": "True", "reason": "MissingPeerConfigs",
+               "message": "Peer configs missing: [bgplb-home-ipv6]"}),
+    );
+    let r = validate(&input);
+    expect(
+        &r,
+        "bgp-objects",
+        Status::Fail,
+        &[
+            "peer udm-pro-ipv4 (172.29.51.1): peerASN 65000, but the gateway is AS 64512",
+            "peer udm-pro-ipv6 (fd47:25e1:2f96:51::1): its CiliumBGPPeerConfig bgplb-home-ipv6 does not exist",
+            "CiliumBGPPeerConfig bgplb-home-ipv4 family ipv4: advertisements selector bgplb.io/advertise=lb-services matches no CiliumBGPAdvertisement",
+            "CiliumBGPClusterConfig bgplb-home: Cilium reports cilium.io/MissingPeerConfigs: Peer configs missing: [bgplb-home-ipv6]",
+        ],
+    );
+}
+
+#[test]
+fn bgp_v2_wrong_local_asn_and_node_selector_fail() {
+    let mut input = healthy();
+    set(
+        &mut input.cilium.cluster_configs,
+        "bgplb-home",
+        "/spec/bgpInstances/0/localASN",
+        json!(65001),
+    );
+    let r = validate(&input);
+    expect(
+        &r,
+        "bgp-objects",
+        Status::Fail,
+        &[
+            "no CiliumBGPClusterConfig has a bgpInstance with localASN 64513",
+            "instance bgplb-home: localASN 65001 is not cluster home's ASN 64513",
+        ],
+    );
+
+    let mut input = healthy();
+    set(
+        &mut input.cilium.cluster_configs,
+        "bgplb-home",
+        "/spec/nodeSelector",
+        json!({"matchLabels": {"bgp": "on"}}),
+    );
+    expect(
+        &validate(&input),
+        "bgp-objects",
+        Status::Fail,
+        &["the nodeSelector of CiliumBGPClusterConfig bgplb-home selects none of the cluster's 2 node(s)"],
+    );
+}
+
+#[test]
+fn hand_written_peering_policies_fail() {
+    let mut input = healthy();
+    input.cilium = CiliumObjects {
+        pools: input.cilium.pools.clone(),
+        peering_policies: items(fixture!("validate/peering-policy-hand-written.json")),
+        ..Default::default()
+    };
+    input.cilium_version = Some("1.17.3".into());
+    let r = validate(&input);
+    expect(
+        &r,
+        "bgp-objects",
+        Status::Fail,
+        &[
+            "node k8s-1 is selected by several CiliumBGPPeeringPolicies (rack0, linux-nodes): Cilium applies none of them",
+            "CiliumBGPPeeringPolicy linux-nodes: virtualRouter localASN 65100 is not cluster home's ASN 64513",
+            "CiliumBGPPeeringPolicy rack0: the virtualRouter with localASN 64513 has no serviceSelector",
+            "CiliumBGPPeeringPolicy rack0 neighbor 172.29.51.1/32: peerASN 65000, but the gateway is AS 64512",
+            "CiliumBGPPeeringPolicy rack0 neighbor 172.29.51.1/32: no advertisedPathAttributes for CiliumLoadBalancerIPPool with community 64512:100",
+            "CiliumBGPPeeringPolicy rack0 neighbor 172.29.51.1/32: no families",
+            "no neighbor at the gateway's ipv6 address (fd47:25e1:2f96:51::1)",
+        ],
+    );
+}
+
+#[test]
+fn peering_policy_community_must_cover_every_enabled_pool() {
+    let rendered = bgplb_cilium::render(
+        &site(),
+        "home",
+        CiliumVersion::parse("1.15.7").unwrap(),
+        &RenderOptions::default(),
+    )
+    .unwrap();
+    let mut input = healthy();
+    input.cilium =
+        CiliumObjects::from_values(rendered.objects.iter().map(|o| o.to_json().unwrap()));
+    input.cilium_version = Some("1.15.7".into());
+    set(
+        &mut input.cilium.pools,
+        "bgp-ingress",
+        "/metadata/labels/bgplb.io~1cluster",
+        json!("lab"),
+    );
+    expect(
+        &validate(&input),
+        "bgp-objects",
+        Status::Fail,
+        &["neighbor 172.29.51.1/32: the community 64512:100 goes only on pools selected by app.kubernetes.io/managed-by=bgplb,bgplb.io/cluster=home, not on pool bgp-ingress"],
+    );
+}
+
+#[test]
+fn nodes_without_established_sessions_and_stale_sessions_are_found() {
+    let mut input = healthy();
+    input.agent = Some(serde_json::from_str(fixture!("validate/agent-status-drift.json")).unwrap());
+    let r = validate(&input);
+    expect(
+        &r,
+        "nodes-vs-agent",
+        Status::Fail,
+        &[
+            "k8s-1 ipv6 fd47:25e1:2f96:51::11: session Active",
+            "k8s-2 ipv4 172.29.51.12: no session on the gateway",
+            "the gateway has an Established ipv4 session with 172.29.51.21 (k8s-old), which is no node of cluster home",
+            "k8s-3: being deleted, but the gateway still has its ipv4 session with 172.29.51.13",
+            "the gateway still has the ipv4 session of k8s-9 (172.29.51.19, Idle)",
+            "the agent's last report from cluster home is stale (912 s old)",
+            "the agent refused a report from cluster home: node k8s-9",
+            "2 of 4 node session(s) Established",
+        ],
+    );
+}
+
+#[test]
+fn nodes_vs_agent_needs_a_report_and_is_skipped_without_status() {
+    let mut input = healthy();
+    input.agent.as_mut().unwrap().clusters.clear();
+    expect(
+        &validate(&input),
+        "nodes-vs-agent",
+        Status::Fail,
+        &["has no report from cluster home"],
+    );
+
+    input.agent = None;
+    expect(
+        &validate(&input),
+        "nodes-vs-agent",
+        Status::Ok,
+        &["not checked: no agent status given"],
+    );
+}
+
+#[test]
+fn a_node_that_is_not_ready_only_warns() {
+    let mut input = healthy();
+    let agent = input.agent.as_mut().unwrap();
+    agent.peers.retain(|p| p.node != "k8s-2");
+    let k8s2 = input
+        .nodes
+        .iter_mut()
+        .find(|n| n.metadata.name.as_deref() == Some("k8s-2"))
+        .unwrap();
+    for c in k8s2.status.as_mut().unwrap().conditions.as_mut().unwrap() {
+        c.status = "False".into();
+    }
+    expect(
+        &validate(&input),
+        "nodes-vs-agent",
+        Status::Warn,
+        &["k8s-2 ipv4 172.29.51.12: no session on the gateway (the node is not Ready)"],
+    );
+}
+
+/// The 1.17 render plus the 1.15 peering policy, and the companion's v2alpha1 pool with `cidrs`.
+fn legacy(version: &str) -> Input {
+    let mut input = healthy();
+    input.cilium = CiliumObjects::from_values([
+        value(fixture!("validate/cilium-1.17-and-peering-policy.json")),
+        value(fixture!("pools-v2alpha1.json")),
+    ]);
+    input.cilium_version = Some(version.into());
+    input
+}
+
+#[test]
+fn cilium_version_finds_what_an_upgrade_breaks() {
+    let r = validate(&legacy("1.19.1"));
+    expect(
+        &r,
+        "cilium-version",
+        Status::Fail,
+        &[
+            "CiliumBGPPeeringPolicy bgplb-home: CiliumBGPPeeringPolicy was removed in Cilium 1.19: Cilium 1.19.1 ignores it",
+            "CiliumBGPClusterConfig bgplb-home: served as the deprecated cilium.io/v2alpha1 in Cilium 1.19.1: convert to cilium.io/v2",
+            "CiliumLoadBalancerIPPool legacy: spec.cidrs was removed in Cilium 1.16",
+            "CiliumLoadBalancerIPPool bgp-default: served as the deprecated cilium.io/v2alpha1",
+        ],
+    );
+
+    let r = validate(&legacy("1.18.0"));
+    expect(
+        &r,
+        "cilium-version",
+        Status::Fail,
+        &["CiliumBGPPeeringPolicy bgplb-home: CiliumBGPPeeringPolicy is deprecated in Cilium 1.18.0 and removed in 1.19"],
+    );
+    let mut input = legacy("1.18.0");
+    input.cilium.pools.retain(|p| objects::name(p) != "legacy");
+    expect(
+        &validate(&input),
+        "cilium-version",
+        Status::Warn,
+        &["is deprecated in Cilium 1.18.0"],
+    );
+
+    let mut input = legacy("1.15.7");
+    input.cilium.cluster_configs.clear();
+    input.cilium.peer_configs.clear();
+    input.cilium.advertisements.clear();
+    expect(
+        &validate(&input),
+        "cilium-version",
+        Status::Warn,
+        &["CiliumLoadBalancerIPPool legacy: spec.cidrs is removed in Cilium 1.16: an upgrade leaves the pool without addresses"],
+    );
+
+    let mut input = legacy("1.15.7");
+    input.cilium.peering_policies.clear();
+    expect(
+        &validate(&input),
+        "cilium-version",
+        Status::Fail,
+        &["CiliumBGPClusterConfig bgplb-home: the BGP v2 resources arrived in Cilium 1.16"],
+    );
+}
+
+#[test]
+fn cilium_version_v2_objects_need_1_18_and_an_unknown_version_warns() {
+    let mut input = healthy();
+    input.cilium_version = Some("1.17.3".into());
+    expect(
+        &validate(&input),
+        "cilium-version",
+        Status::Fail,
+        &[
+            "CiliumBGPClusterConfig bgplb-home: cilium.io/v2 is served from Cilium 1.18",
+            "CiliumLoadBalancerIPPool bgp-default: cilium.io/v2 is served from Cilium 1.18",
+        ],
+    );
+    input.cilium_version = None;
+    expect(
+        &validate(&input),
+        "cilium-version",
+        Status::Warn,
+        &["Cilium version unknown"],
+    );
+    input.cilium_version = Some("latest".into());
+    expect(
+        &validate(&input),
+        "cilium-version",
+        Status::Warn,
+        &["latest"],
+    );
+}
+
+#[test]
+fn an_unknown_cluster_is_one_failure() {
+    let mut input = healthy();
+    input.cluster = "office".into();
+    let r = validate(&input);
+    assert!(!r.ok);
+    assert_eq!(r.checks.len(), 1);
+    expect(
+        &r,
+        "site",
+        Status::Fail,
+        &["cluster office is not in the site file (it has: home)"],
+    );
+}
+
+/// Objects with missing, null and oddly typed fields are judged, never a panic.
+#[test]
+fn odd_objects_do_not_panic() {
+    let mut input = healthy();
+    let odd = vec![
+        json!(null),
+        json!(5),
+        json!({"kind": "CiliumBGPClusterConfig"}),
+        json!({"kind": "CiliumBGPClusterConfig", "metadata": {"name": "x"},
+               "spec": {"nodeSelector": 3, "bgpInstances": [null, {"localASN": 64513, "peers": [7, {"peerAddress": "nope"},
+                        {"peerAddress": "172.29.51.1", "peerASN": "64512", "peerConfigRef": {"name": 1}}]}]}}),
+        json!({"kind": "CiliumBGPPeerConfig", "metadata": {"name": "y"}, "spec": {"families": [{"afi": 4}]}}),
+        json!({"kind": "CiliumBGPAdvertisement", "metadata": {"name": "z", "labels": {"a": 1}},
+               "spec": {"advertisements": [{"service": {"addresses": "LoadBalancerIP"}}]}}),
+        json!({"kind": "CiliumBGPPeeringPolicy", "metadata": {"name": "p"},
+               "spec": {"virtualRouters": [{"localASN": 64513, "serviceSelector": {"matchExpressions": [{"operator": "In"}]},
+                        "neighbors": [{"peerAddress": "172.29.51.1/24"}, {"peerAddress": "fd47:25e1:2f96:51::1/128", "families": [{"afi": null}],
+                                       "advertisedPathAttributes": [{"selectorType": "CiliumLoadBalancerIPPool", "communities": {"standard": ["64512:100"]}}]}]}]}}),
+        json!({"kind": "CiliumLoadBalancerIPPool", "metadata": {"name": "weird"},
+               "spec": {"blocks": [{"start": "172.29.52.9", "stop": "fd00::1"}, {"cidr": "x"}, {}, 4], "cidrs": {"cidr": "1.2.3.0/24"}},
+               "status": {"conditions": [{"type": "cilium.io/IPsTotal", "message": "-1"}]}}),
+        json!({"kind": "CiliumL2AnnouncementPolicy"}),
+    ];
+    input.cilium = CiliumObjects::from_values(odd);
+    input
+        .services
+        .push(serde_json::from_value(json!({"spec": {"type": "LoadBalancer"}})).unwrap());
+    input
+        .nodes
+        .push(serde_json::from_value(json!({"metadata": {"name": "bare"}})).unwrap());
+    for v in [Some("1.18.2"), Some(""), Some("2.0.0"), Some("1.13"), None] {
+        input.cilium_version = v.map(String::from);
+        let r = validate(&input);
+        assert!(!r.ok);
+        assert!(r.checks.iter().all(|c| !c.details.is_empty()));
+        let _ = render_table(&r);
+        let _ = render_markdown(&r, "odd");
+    }
+    expect(&validate(&input), "pools", Status::Fail, &["weird: block"]);
+}
+
+#[test]
+fn duplicates_are_kept_once() {
+    let mut input = healthy();
+    let again = input.cilium.cluster_configs[0].clone();
+    input.cilium.cluster_configs.push(again);
+    let r = validate(&input);
+    assert!(r.ok);
+    let peers = check(&r, "bgp-objects")
+        .details
+        .iter()
+        .filter(|d| d.contains("peer udm-pro-ipv4"))
+        .count();
+    assert_eq!(peers, 1);
+}
+
+#[test]
+fn table_markdown_and_json() {
+    let mut input = healthy();
+    input.cilium.l2_policies = items(fixture!("validate/l2-policy.json"));
+    let r = validate(&input);
+
+    let table = render_table(&r);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].contains("CHECK") && lines[0].contains("RESULT") && lines[0].contains("DETAIL")
+    );
+    assert!(
+        lines[1].contains("l2-policies") && lines[1].contains("FAIL"),
+        "{table}"
+    );
+    assert!(table.contains(" warn "), "{table}");
+
+    let md = render_markdown(&r, "bgplb validate: cluster home");
+    assert!(md.starts_with("# bgplb validate: cluster home\n\n**Result: FAIL**: 6 check(s), 4 ok, 1 warning(s), 1 failed."), "{md}");
+    assert!(
+        md.contains(
+            "| [l2-policies](#l2-policies) | **FAIL** | CiliumL2AnnouncementPolicy l2-default"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("\n## service-ips\n\n**warn**\n\n- media/pending: pending"),
+        "{md}"
+    );
+    assert_eq!(
+        super::render::render_markdown(&report(vec![]), "a|b *c*")
+            .lines()
+            .next(),
+        Some("# a\\|b \\*c\\*")
+    );
+
+    let j = serde_json::to_value(&r).unwrap();
+    assert_eq!(j["ok"], json!(false));
+    assert_eq!(j["checks"][0]["name"], json!("l2-policies"));
+    assert_eq!(j["checks"][0]["status"], json!("fail"));
+    assert_eq!(j["checks"][1]["status"], json!("warn"));
+    assert!(j["checks"][0]["details"][0]
+        .as_str()
+        .unwrap()
+        .contains("l2-default"));
+}
