@@ -60,6 +60,53 @@ pub fn client(tls: &TlsFiles) -> Result<reqwest::Client, PushError> {
         .map_err(|e| PushError::Tls(e.to_string()))
 }
 
+/// A client that is rebuilt when the TLS files change (cert-manager renews the companion's
+/// certificate; the Secret volume is updated in place).
+pub struct RotatingClient {
+    tls: TlsFiles,
+    stamp: Vec<Option<std::time::SystemTime>>,
+    client: reqwest::Client,
+    /// How many times the client was rebuilt after a change.
+    pub rebuilds: u32,
+}
+
+fn stamp(tls: &TlsFiles) -> Vec<Option<std::time::SystemTime>> {
+    [&tls.ca, &tls.cert, &tls.key]
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+impl RotatingClient {
+    pub fn new(tls: &TlsFiles) -> Result<RotatingClient, PushError> {
+        Ok(RotatingClient {
+            tls: tls.clone(),
+            stamp: stamp(tls),
+            client: client(tls)?,
+            rebuilds: 0,
+        })
+    }
+
+    /// The client, rebuilt first if the files changed and load cleanly (else the old one stays).
+    pub fn get(&mut self) -> &reqwest::Client {
+        let now = stamp(&self.tls);
+        if now != self.stamp {
+            match client(&self.tls) {
+                Ok(c) => {
+                    tracing::info!("TLS files changed: new client certificate in use");
+                    self.client = c;
+                    self.stamp = now;
+                    self.rebuilds += 1;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS files changed but cannot be loaded; keeping the previous ones")
+                }
+            }
+        }
+        &self.client
+    }
+}
+
 /// What happened to one delivery attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -121,7 +168,7 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// Sends the latest report to the agent at `base` forever.
 pub async fn sender(
-    client: reqwest::Client,
+    mut client: RotatingClient,
     base: String,
     mut latest: watch::Receiver<Option<Arc<Report>>>,
     floor: Arc<AtomicU64>,
@@ -137,7 +184,7 @@ pub async fn sender(
             }
             continue;
         };
-        match deliver(&client, &base, &report).await {
+        match deliver(client.get(), &base, &report).await {
             Delivery::Accepted => {
                 tracing::debug!(agent = %base, generation = report.generation, "report delivered");
                 delivered = Some(report.generation);
@@ -168,6 +215,42 @@ pub async fn sender(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_follows_rotated_files_and_survives_a_broken_rotation() {
+        let pki = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pki");
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "ca.crt",
+            "companion-home.crt",
+            "companion-home.key",
+            "companion-lab.crt",
+            "companion-lab.key",
+        ] {
+            std::fs::copy(pki.join(f), dir.path().join(f)).unwrap();
+        }
+        let tls = TlsFiles {
+            ca: dir.path().join("ca.crt"),
+            cert: dir.path().join("tls.crt"),
+            key: dir.path().join("tls.key"),
+        };
+        std::fs::copy(dir.path().join("companion-home.crt"), &tls.cert).unwrap();
+        std::fs::copy(dir.path().join("companion-home.key"), &tls.key).unwrap();
+        let mut c = RotatingClient::new(&tls).unwrap();
+        c.get();
+        assert_eq!(c.rebuilds, 0);
+        // Rotation (mtime moves on): rebuilt.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::copy(dir.path().join("companion-lab.crt"), &tls.cert).unwrap();
+        std::fs::copy(dir.path().join("companion-lab.key"), &tls.key).unwrap();
+        c.get();
+        assert_eq!(c.rebuilds, 1);
+        // A broken rotation keeps the working client.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&tls.key, "garbage").unwrap();
+        c.get();
+        assert_eq!(c.rebuilds, 1);
+    }
 
     #[test]
     fn backoff_grows_to_thirty_seconds_with_jitter() {

@@ -55,7 +55,8 @@ pub fn next_generation(last: u64, floor: u64) -> u64 {
 }
 
 pub async fn run(config: Config, client: Client, identity: String) -> Result<(), RunError> {
-    let http = push::client(&config.tls)?;
+    // Fail early on unreadable TLS files; each sender keeps its own rotating client.
+    push::client(&config.tls)?;
     let notify = Arc::new(Notify::new());
     let watched = Watched::start(
         client.clone(),
@@ -82,7 +83,7 @@ pub async fn run(config: Config, client: Client, identity: String) -> Result<(),
     let floor = Arc::new(AtomicU64::new(0));
     for agent in &config.agents {
         tokio::spawn(push::sender(
-            http.clone(),
+            push::RotatingClient::new(&config.tls)?,
             agent.clone(),
             latest_rx.clone(),
             floor.clone(),
