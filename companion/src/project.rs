@@ -137,15 +137,7 @@ fn service(s: &Service, slices: &[EndpointSlice]) -> Option<RService> {
         .clone()
         .unwrap_or_else(|| "default".into());
     let name = s.metadata.name.clone()?;
-    let ips = s
-        .status
-        .as_ref()
-        .and_then(|st| st.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.clone())
-        .collect();
+    let ips = lb_ips(s);
     let ports = spec
         .ports
         .iter()
@@ -187,6 +179,18 @@ fn service(s: &Service, slices: &[EndpointSlice]) -> Option<RService> {
             .unwrap_or_else(|| "Cluster".into()),
         ready_nodes: ready_nodes.into_iter().collect(),
     })
+}
+
+/// `status.loadBalancer.ingress[].ip` of a Service.
+pub fn lb_ips(s: &Service) -> Vec<String> {
+    s.status
+        .as_ref()
+        .and_then(|st| st.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.clone())
+        .collect()
 }
 
 /// Blocks of a CiliumLoadBalancerIPPool: `spec.blocks` (1.15+: `{cidr}` or `{start, stop}`) or the

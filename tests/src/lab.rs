@@ -803,31 +803,24 @@ impl Lab {
 
     /// The prefixes FRR accepted from `neighbor` (in its BGP table).
     pub fn accepted_from(&self, neighbor: &str) -> BTreeSet<String> {
-        let afi = if neighbor.contains(':') {
-            "ipv6"
-        } else {
-            "ipv4"
-        };
-        let v = self.vtysh_json(&format!(
-            "show bgp {afi} unicast neighbors {neighbor} routes json"
-        ));
-        v["routes"]
-            .as_object()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
+        self.neighbor_prefixes(neighbor, "routes", "routes")
     }
 
     /// The prefixes `neighbor` sent, before policy (soft-reconfiguration inbound).
     pub fn received_from(&self, neighbor: &str) -> BTreeSet<String> {
+        self.neighbor_prefixes(neighbor, "received-routes", "receivedRoutes")
+    }
+
+    fn neighbor_prefixes(&self, neighbor: &str, which: &str, key: &str) -> BTreeSet<String> {
         let afi = if neighbor.contains(':') {
             "ipv6"
         } else {
             "ipv4"
         };
         let v = self.vtysh_json(&format!(
-            "show bgp {afi} unicast neighbors {neighbor} received-routes json"
+            "show bgp {afi} unicast neighbors {neighbor} {which} json"
         ));
-        v["receivedRoutes"]
+        v[key]
             .as_object()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default()

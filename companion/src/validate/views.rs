@@ -91,15 +91,7 @@ pub(super) fn lb_services(services: &[Service]) -> Vec<ServiceView> {
                     .clone()
                     .unwrap_or_else(|| "default".into()),
                 name: s.metadata.name.clone()?,
-                ips: s
-                    .status
-                    .as_ref()
-                    .and_then(|st| st.load_balancer.as_ref())
-                    .and_then(|lb| lb.ingress.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|i| i.ip.clone())
-                    .collect(),
+                ips: crate::project::lb_ips(s),
                 load_balancer_class: spec.load_balancer_class.clone(),
             })
         })
