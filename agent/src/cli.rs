@@ -164,19 +164,33 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             print!("{}", desired::render(&site, &desired::site_inputs(&site)?));
         }
         Command::Plan => {
-            let text = desired::render(&site, &desired::site_inputs(&site)?);
-            let store = Store::open(&settings.data_dir.join("state.db")).ok();
-            let applier_plan = bgplb_frr::plan::plan(
+            // The same inputs as `apply`: the segment, ECMP (a test route in a private table,
+            // removed at once) and the clusters' stored reports.
+            let kernel = Kernel::connect()?;
+            let segment = netcheck::reconcile_segment(&kernel, &site, true).await?;
+            let ecmp = checks::ecmp_decision(&kernel.probe_ecmp().await);
+            let store = Store::open(&settings.data_dir.join("state.db"))?;
+            let text = desired::render(
+                &site,
+                &desired::inputs_from_store(&site, &store, ecmp.supported)?,
+            );
+            let plan = bgplb_frr::plan::plan(
                 &bgplb_frr::Owned::from_text(&text),
                 &bgplb_frr::Owned::from_text(&vtysh.running().await?.config),
             )?;
-            if applier_plan.is_empty() {
+            for a in &segment.actions {
+                println!("segment: {a}");
+            }
+            if !ecmp.supported {
+                println!("ecmp: {}", ecmp.reason);
+            }
+            if plan.is_empty() {
                 println!("FRR runs the desired configuration: nothing to change");
             } else {
-                println!("{} change(s):", applier_plan.changes.len());
-                print!("{applier_plan}");
+                println!("{} change(s):", plan.changes.len());
+                print!("{plan}");
             }
-            if let Some(current) = store.and_then(|s| s.current().ok().flatten()) {
+            if let Some(current) = store.current()? {
                 if current.hash != crate::apply::hash(&text) {
                     println!(
                         "(the desired configuration differs from generation {})",
