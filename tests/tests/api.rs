@@ -244,7 +244,13 @@ fn a_quiet_companion_never_removes_neighbours() {
         request(&ns, Some("companion-home"), "PUT", URL, body(&report(7))).status(),
         Some(202)
     );
-    lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
+    // Every session up (IPv6 too) before the counters are taken.
+    lab.wait_established(&[
+        "172.29.51.11",
+        "172.29.51.12",
+        "fd47:25e1:2f96:51::11",
+        "fd47:25e1:2f96:51::12",
+    ]);
     let before = snapshot(&lab);
     let counters = lab.session_counters();
     // Longer than report_stale_after and than the daemon's drift check (5 s in the lab).
