@@ -918,26 +918,16 @@ impl Node {
             &format!("gobgpd API on {}", self.name),
             Duration::from_secs(15),
             || {
-                cmd::output(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    &self.ns,
-                    "gobgp",
-                    "-u",
-                    "127.0.0.1",
-                    "-p",
-                    "50051",
-                    "global",
-                ])
-                .status
-                .success()
-                .then_some(())
+                self.gobgp_output(&["global"])
+                    .status
+                    .success()
+                    .then_some(())
             },
         );
     }
 
-    fn gobgp(&self, args: &[&str]) -> String {
+    /// `gobgp ARGS` against this node's gobgpd, whatever its exit status.
+    fn gobgp_output(&self, args: &[&str]) -> Output {
         let mut argv = vec![
             "ip",
             "netns",
@@ -950,7 +940,19 @@ impl Node {
             "50051",
         ];
         argv.extend_from_slice(args);
-        run(&argv)
+        cmd::output(&argv)
+    }
+
+    fn gobgp(&self, args: &[&str]) -> String {
+        let out = self.gobgp_output(args);
+        assert!(
+            out.status.success(),
+            "gobgp {} on {} failed: {}",
+            args.join(" "),
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Announces `prefix` (a /32 or /128, or anything else to test refusals) with `communities`.

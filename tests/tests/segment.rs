@@ -24,6 +24,16 @@ fn validate(lab: &Lab) -> (bool, serde_json::Value) {
     (out.status.success(), v)
 }
 
+/// The detail lines of one check.
+fn details(v: &serde_json::Value, name: &str) -> Vec<String> {
+    check(v, name)["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect()
+}
+
 fn check<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     v["checks"]
         .as_array()
@@ -328,12 +338,7 @@ fn the_fib_check_catches_withdrawn_routes_wrong_next_hops_and_shadowing() {
     lab.wait_route("172.29.52.151", &["172.29.51.11", "172.29.51.12"]);
     let (ok, v) = validate(&lab);
     assert!(!ok);
-    let fib: Vec<String> = check(&v, "fib")["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap().to_string())
-        .collect();
+    let fib = details(&v, "fib");
     assert!(
         fib.iter()
             .any(|d| d.starts_with("172.29.52.150") && d.contains("missing [172.29.51.12]")),
@@ -367,12 +372,7 @@ fn the_fib_check_catches_withdrawn_routes_wrong_next_hops_and_shadowing() {
         "5",
     ]);
     let (_, v) = validate(&lab);
-    let fib: Vec<String> = check(&v, "fib")["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap().to_string())
-        .collect();
+    let fib = details(&v, "fib");
     assert!(
         fib.iter()
             .any(|d| d.starts_with("172.29.52.150") && d.contains("no route")),

@@ -141,12 +141,7 @@ fn configmap(name: &str, key: &str, content: &str) -> Value {
 }
 
 fn cm_ref(name: &str) -> ObjectRef {
-    ObjectRef {
-        api_version: "v1".into(),
-        kind: "ConfigMap".into(),
-        namespace: Some(NAMESPACE.into()),
-        name: name.into(),
-    }
+    ObjectRef::namespaced("v1", "ConfigMap", NAMESPACE, name)
 }
 
 async fn read_cm<T: serde::de::DeserializeOwned>(
@@ -358,12 +353,8 @@ async fn run_phase(
         }
         Phase::RemoveL2 => {
             for name in &p.l2_policies {
-                let r = ObjectRef {
-                    api_version: "cilium.io/v2alpha1".into(),
-                    kind: "CiliumL2AnnouncementPolicy".into(),
-                    namespace: None,
-                    name: name.clone(),
-                };
+                let r =
+                    ObjectRef::cluster("cilium.io/v2alpha1", "CiliumL2AnnouncementPolicy", name);
                 kube.delete(&r)
                     .await
                     .map_err(|e| fail(phase, e.to_string()))?;
@@ -377,12 +368,7 @@ async fn run_phase(
         Phase::Cleanup => {
             let version = pool_api_version(kube).await?;
             for name in &p.old_pools {
-                let r = ObjectRef {
-                    api_version: version.clone(),
-                    kind: "CiliumLoadBalancerIPPool".into(),
-                    namespace: None,
-                    name: name.clone(),
-                };
+                let r = ObjectRef::cluster(&version, "CiliumLoadBalancerIPPool", name);
                 kube.delete(&r)
                     .await
                     .map_err(|e| fail(phase, e.to_string()))?;
@@ -420,12 +406,12 @@ async fn preflight(
         .map_err(|e| fail(phase, e.to_string()))?;
     // Cilium's BGP control plane must be on (Helm bgpControlPlane.enabled → cilium-config).
     let cfg = kube
-        .get(&ObjectRef {
-            api_version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: Some("kube-system".into()),
-            name: "cilium-config".into(),
-        })
+        .get(&ObjectRef::namespaced(
+            "v1",
+            "ConfigMap",
+            "kube-system",
+            "cilium-config",
+        ))
         .await?;
     let bgp = cfg
         .as_ref()
@@ -494,29 +480,23 @@ async fn backup(kube: &DynKube, opts: &Options, p: &Plan) -> Result<String, Migr
     }
     let mut refs: Vec<ObjectRef> = p.objects.iter().filter_map(ObjectRef::of).collect();
     for m in &p.moves {
-        refs.push(ObjectRef {
-            api_version: "v1".into(),
-            kind: "Service".into(),
-            namespace: Some(m.namespace.clone()),
-            name: m.name.clone(),
-        });
+        refs.push(ObjectRef::namespaced(
+            "v1",
+            "Service",
+            &m.namespace,
+            &m.name,
+        ));
     }
     for l in &p.l2_policies {
-        refs.push(ObjectRef {
-            api_version: "cilium.io/v2alpha1".into(),
-            kind: "CiliumL2AnnouncementPolicy".into(),
-            namespace: None,
-            name: l.clone(),
-        });
+        refs.push(ObjectRef::cluster(
+            "cilium.io/v2alpha1",
+            "CiliumL2AnnouncementPolicy",
+            l,
+        ));
     }
     let version = pool_api_version(kube).await?;
     for o in &p.old_pools {
-        refs.push(ObjectRef {
-            api_version: version.clone(),
-            kind: "CiliumLoadBalancerIPPool".into(),
-            namespace: None,
-            name: o.clone(),
-        });
+        refs.push(ObjectRef::cluster(&version, "CiliumLoadBalancerIPPool", o));
     }
     let mut b = Backup::default();
     for r in refs {
@@ -596,12 +576,7 @@ async fn wait_peering(agent: &impl AgentApi, opts: &Options) -> Result<String, M
 async fn move_services(kube: &DynKube, opts: &Options, p: &Plan) -> Result<String, MigrateError> {
     let phase = Phase::MoveServices;
     for m in &p.moves {
-        let r = ObjectRef {
-            api_version: "v1".into(),
-            kind: "Service".into(),
-            namespace: Some(m.namespace.clone()),
-            name: m.name.clone(),
-        };
+        let r = ObjectRef::namespaced("v1", "Service", &m.namespace, &m.name);
         let current = kube
             .get(&r)
             .await?
@@ -615,12 +590,7 @@ async fn move_services(kube: &DynKube, opts: &Options, p: &Plan) -> Result<Strin
     loop {
         let mut pending = Vec::new();
         for m in &p.moves {
-            let r = ObjectRef {
-                api_version: "v1".into(),
-                kind: "Service".into(),
-                namespace: Some(m.namespace.clone()),
-                name: m.name.clone(),
-            };
+            let r = ObjectRef::namespaced("v1", "Service", &m.namespace, &m.name);
             let ips: Vec<String> = kube
                 .get(&r)
                 .await?
