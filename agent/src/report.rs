@@ -1,4 +1,4 @@
-//! Judging a companion's report against the site file (DESIGN.md "Safe by default"), and turning
+//! Judging a companion's report against the site file (safe by default), and turning
 //! accepted reports into the desired state's inputs. Pure: no I/O.
 //!
 //! A report can add or remove nodes and narrow the accepted pools; it can never widen what the

@@ -1,6 +1,6 @@
 //! The LB segment, as a pure plan: (site, what the kernel has) → actions, plus findings.
 //!
-//! Modes (DESIGN.md "The segment without the ARP trap"):
+//! Modes (README "The LB segment"):
 //! * `routed`: no address in the segment on any interface; an unreachable route per segment
 //!   prefix, so traffic to an unallocated VIP is refused at the gateway instead of following the
 //!   default route out; BGP host routes are longer and win.

@@ -1,6 +1,6 @@
 //! The site file and what follows from it.
 //!
-//! One TOML file describes a site (DESIGN.md): the gateway, the cluster(s), the LB segment, the
+//! One TOML file describes a site: the gateway, the cluster(s), the LB segment, the
 //! pools and the BGP policy. [`load`] parses and validates it, reporting every problem at once with
 //! its key path; [`gateway::gateway_config`] turns it, plus the node set, into the FRR
 //! configuration the agent applies. The companion reads the same file to render the Cilium side.

@@ -1,5 +1,5 @@
 //! Shared by the integration tests: the reference site, and validation of rendered objects
-//! against Cilium's published CRD schemas (../shared/cilium-crds, or $BGPLB_CILIUM_CRDS).
+//! against Cilium's published CRD schemas (vendored in tests/crds, or $BGPLB_CILIUM_CRDS).
 //!
 //! A rendered object passes when
 //! 1. its kind and apiVersion are a served version of the CRD for that kind,
@@ -48,15 +48,15 @@ pub fn v(s: &str) -> CiliumVersion {
 /// Every minor release the renderer distinguishes, oldest first.
 pub const VERSIONS: [&str; 6] = ["1.14", "1.15", "1.16", "1.17", "1.18", "1.19"];
 
-/// Where the CRD manifests are: $BGPLB_CILIUM_CRDS, else the workspace's sibling `shared/`.
+/// Where the CRD manifests are: $BGPLB_CILIUM_CRDS, else the copy vendored in `tests/crds`
+/// (see its README for the Cilium commit each file comes from).
 pub fn crd_dir() -> PathBuf {
     let dir = std::env::var_os("BGPLB_CILIUM_CRDS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("../../shared/cilium-crds"));
+        .unwrap_or_else(|| manifest_dir().join("tests/crds"));
     assert!(
         dir.join("v2").is_dir() && dir.join("v2alpha1").is_dir(),
-        "Cilium CRD manifests not found in {}: they live in shared/cilium-crds beside the \
-         checkout (set BGPLB_CILIUM_CRDS to their directory)",
+        "Cilium CRD manifests not found in {} (vendored in cilium/tests/crds)",
         dir.display()
     );
     dir
