@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bgplb_frr::overlay::Overlay;
 use bgplb_frr::{plan::plan, Owned, Plan};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -97,13 +98,10 @@ impl Applier {
         }
     }
 
-    /// Plans `desired` against the running FRR without changing anything.
-    pub async fn plan(&self, desired: &str) -> Result<Planned, Error> {
+    /// Plans `desired` with `overlay` on top against the running FRR without changing anything.
+    pub async fn plan(&self, desired: &str, overlay: &Overlay) -> Result<Planned, Error> {
         let running = self.vtysh.running().await?;
-        let plan = plan(
-            &Owned::from_text(desired),
-            &Owned::from_text(&running.config),
-        )?;
+        let plan = plan(&overlay.owned(desired), &Owned::from_text(&running.config))?;
         Ok(Planned {
             plan,
             running,
@@ -112,12 +110,15 @@ impl Applier {
         })
     }
 
-    /// Applies `desired`: a no-op when FRR runs it already, else a new generation, verified by
-    /// reading FRR back; on failure FRR is returned to the last good generation.
+    /// Applies `desired` with the liveness `overlay` on top: a no-op when FRR runs it already,
+    /// else a new generation (of `desired` alone: the overlay is never recorded as one),
+    /// verified by reading FRR back; on failure FRR is returned to the last good generation,
+    /// overlay included.
     #[tracing::instrument(skip_all, fields(source = source.as_str()))]
     pub async fn apply(
         &mut self,
         desired: &str,
+        overlay: &Overlay,
         source: Source,
         restores: Option<i64>,
     ) -> Result<Applied, Error> {
@@ -128,7 +129,7 @@ impl Applier {
             running,
             current,
             hash,
-        } = self.plan(desired).await?;
+        } = self.plan(desired, overlay).await?;
         let same_as_current = current.as_ref().is_some_and(|c| c.hash == hash);
         if plan.is_empty() && same_as_current {
             tracing::debug!("FRR already runs the current generation");
@@ -164,7 +165,7 @@ impl Applier {
         } else {
             self.vtysh.apply_script(&script_path).await.map(|_| ())
         };
-        let desired_owned = Owned::from_text(desired);
+        let desired_owned = overlay.owned(desired);
         let verified = match &applied {
             Ok(()) => self.verify(&desired_owned).await,
             Err(_) => Ok(()),
@@ -205,7 +206,7 @@ impl Applier {
         // Return FRR to the last good generation, or to what it ran before this attempt.
         let (target, target_name, rolled_back_to) = match &current {
             Some(c) => (
-                Owned::from_text(&c.config),
+                overlay.owned(&c.config),
                 format!("generation {}", c.number),
                 Some(c.number),
             ),
@@ -279,8 +280,13 @@ impl Applier {
         self.verify(&target).await
     }
 
-    /// Re-applies generation `to` (default: the applied generation before the current one).
-    pub async fn rollback(&mut self, to: Option<i64>) -> Result<(Generation, Applied), Error> {
+    /// Re-applies generation `to` (default: the applied generation before the current one),
+    /// with the liveness `overlay` on top.
+    pub async fn rollback(
+        &mut self,
+        to: Option<i64>,
+        overlay: &Overlay,
+    ) -> Result<(Generation, Applied), Error> {
         let target = match to {
             Some(n) => self.store.get().get(n)?.ok_or(Error::NoSuchGeneration(n))?,
             None => {
@@ -299,7 +305,12 @@ impl Applier {
             }
         };
         let result = self
-            .apply(&target.config, Source::Rollback, Some(target.number))
+            .apply(
+                &target.config,
+                overlay,
+                Source::Rollback,
+                Some(target.number),
+            )
             .await?;
         Ok((target, result))
     }

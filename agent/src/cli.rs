@@ -69,11 +69,16 @@ pub enum Command {
     },
     /// Recorded generations, newest first.
     History {
+        /// How many generations (or events) to list.
         #[arg(long, default_value_t = 20)]
         limit: usize,
         /// Print the configuration of one generation instead.
         #[arg(long)]
         show: Option<i64>,
+        /// List events instead: node liveness changes, drift, refused reports, failed applies.
+        #[arg(long, conflicts_with = "show")]
+        events: bool,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
@@ -174,8 +179,9 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 &site,
                 &desired::inputs_from_store(&site, &store, ecmp.supported)?,
             );
+            let overlay = crate::liveness::stored_overlay(&store)?;
             let plan = bgplb_frr::plan::plan(
-                &bgplb_frr::Owned::from_text(&text),
+                &overlay.owned(&text),
                 &bgplb_frr::Owned::from_text(&vtysh.running().await?.config),
             )?;
             for a in &segment.actions {
@@ -207,7 +213,8 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 Applier::open(&settings.data_dir, vtysh, settings.frr.save, LOCK_WAIT)?;
             let inputs = desired::inputs_from_store(&site, &applier.store.get(), ecmp.supported)?;
             let text = desired::render(&site, &inputs);
-            let result = applier.apply(&text, Source::Cli, None).await?;
+            let overlay = crate::liveness::stored_overlay(&applier.store.get())?;
+            let result = applier.apply(&text, &overlay, Source::Cli, None).await?;
             if !*json {
                 for a in &segment.actions {
                     println!("segment: {a}");
@@ -271,10 +278,12 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             let store = Store::open(&settings.data_dir.join("state.db"))?;
             let generations = status::Generations::read(&store)?;
             let reports = desired::stored_reports(&store)?;
+            let facts = crate::liveness::facts_from_store(&store, &site.liveness)?;
             drop(store);
             let mut s =
                 status::collect(generations, &vtysh, &site.gateway.name, site.gateway.asn).await;
-            match kernel_validation(&site, &s, &reports).await {
+            s.liveness = facts.nodes.iter().map(status::NodeView::from).collect();
+            match kernel_validation(&site, &s, &reports, &facts).await {
                 Ok(v) => s.kernel = Some(v),
                 Err(e) => eprintln!("warning: kernel checks skipped: {e}"),
             }
@@ -287,8 +296,31 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 print!("{}", status::render_table(&s));
             }
         }
-        Command::History { limit, show, json } => {
+        Command::History {
+            limit,
+            show,
+            events,
+            json,
+        } => {
             let store = Store::open(&settings.data_dir.join("state.db"))?;
+            if *events {
+                let events = store.events(*limit)?;
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&events).expect("serializes")
+                    );
+                } else {
+                    let mut table = comfy_table::Table::new();
+                    table.load_style(comfy_table::presets::NOTHING);
+                    table.set_header(["TIME", "EVENT", "MESSAGE"]);
+                    for e in events {
+                        table.add_row([e.at, e.kind, e.message]);
+                    }
+                    println!("{table}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             if let Some(n) = show {
                 let g = store.get(*n)?.ok_or(Error::NoSuchGeneration(*n))?;
                 if *json {
@@ -337,7 +369,8 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
         Command::Rollback { to, json } => {
             let mut applier =
                 Applier::open(&settings.data_dir, vtysh, settings.frr.save, LOCK_WAIT)?;
-            let (target, result) = applier.rollback(*to).await?;
+            let overlay = crate::liveness::stored_overlay(&applier.store.get())?;
+            let (target, result) = applier.rollback(*to, &overlay).await?;
             if !*json {
                 println!(
                     "restoring generation {} ({})",
@@ -355,19 +388,21 @@ async fn validation(site: &bgplb_site::Site, vtysh: &Vtysh) -> Result<netcheck::
     let store = Store::open(&site.agent.data_dir.join("state.db"))?;
     let generations = status::Generations::read(&store)?;
     let reports = desired::stored_reports(&store)?;
+    let facts = crate::liveness::facts_from_store(&store, &site.liveness)?;
     drop(store);
     let s = status::collect(generations, vtysh, &site.gateway.name, site.gateway.asn).await;
-    kernel_validation(site, &s, &reports).await
+    kernel_validation(site, &s, &reports, &facts).await
 }
 
 async fn kernel_validation(
     site: &bgplb_site::Site,
     s: &status::Status,
     reports: &[bgplb_proto::Report],
+    facts: &netcheck::LivenessFacts,
 ) -> Result<netcheck::Validation, Error> {
     let kernel = Kernel::connect()?;
     let ecmp = checks::ecmp_decision(&kernel.probe_ecmp().await);
-    netcheck::validate(&kernel, site, Some(ecmp), s, reports).await
+    netcheck::validate(&kernel, site, Some(ecmp), s, reports, facts).await
 }
 
 fn print_applied(result: &Applied, json: bool) {

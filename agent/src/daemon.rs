@@ -7,20 +7,24 @@
 //!            └───────────────────────────────┬──────────────────────────────┘
 //!                                            │ notify (debounced)
 //!   drift tick (drift_check_interval) ──▶ reconciler ──▶ Applier (plan, vtysh -f, verify, SQLite)
+//!   probe rounds, report signals      ──▶ liveness ──▶ fast path (bgpd vty socket) ──▶ reconciler
 //!   TLS files changed (polled)        ──▶ RustlsConfig::reload_from_config
 //!   plain listener (metrics_listen)   ──▶ /healthz, /readyz, /metrics
 //! ```
 //!
-//! One task, the reconciler, applies to FRR, so applies are serialized; reports only record state
-//! and wake it. Fail static: the reconciler always renders from the last accepted report of each
+//! Writes to FRR are serialized by one lock that also holds the liveness overlay FRR runs: the
+//! reconciler applies generations (base + overlay), the liveness task writes only overlay changes
+//! (the fast path). Reports only record state and wake them. Fail static: the reconciler always renders from the last accepted report of each
 //! cluster, however old; nothing is removed because a report is late.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
+use bgplb_frr::overlay::Overlay;
 use bgplb_proto::{AgentStatus, ClusterStatus, PeerStatus, Report, ReportAccepted};
 use bgplb_site::{Cluster, Site};
 use sha2::{Digest, Sha256};
@@ -31,6 +35,7 @@ use crate::apply::{Applied, Applier};
 use crate::checks::{self, Ecmp};
 use crate::error::Error;
 use crate::kernel::Kernel;
+use crate::liveness::{self, Liveness};
 use crate::metrics::{ClusterLabel, Metrics, PoolLabels};
 use crate::netcheck::{self, Validation};
 use crate::report::{self, Checked};
@@ -68,6 +73,20 @@ pub struct App {
     last_frr: Mutex<Option<status::Status>>,
     /// The last kernel checks (segment, ECMP, sessions, FIB, L2).
     pub validation: Mutex<Option<Result<Validation, String>>>,
+    pub liveness: Liveness,
+    /// Wakes the liveness task (a report changed a node's signals).
+    liveness_wake: Notify,
+    /// Held by whatever writes FRR's configuration; holds the overlay FRR was last given.
+    frr_write: tokio::sync::Mutex<Overlay>,
+    /// The generation FRR runs: what the fast path plans the overlay against.
+    applied_base: Mutex<Option<String>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn now_unix() -> i64 {
@@ -85,7 +104,19 @@ impl App {
         vtysh: Vtysh,
         kernel: Option<Kernel>,
     ) -> App {
+        let (saved, overlay) = match liveness::load(&store.get()) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the stored node liveness; every node starts up");
+                Default::default()
+            }
+        };
+        let applied_base = store.get().current().ok().flatten().map(|g| g.config);
         let app = App {
+            liveness: Liveness::restore(site.liveness.clone(), saved, overlay.clone()),
+            liveness_wake: Notify::new(),
+            frr_write: tokio::sync::Mutex::new(overlay),
+            applied_base: Mutex::new(applied_base),
             site,
             password,
             store,
@@ -100,7 +131,37 @@ impl App {
             validation: Mutex::new(None),
         };
         app.load_reports();
+        app.refresh_liveness_nodes();
         app
+    }
+
+    /// Gives the liveness tracker the node set the gateway peers with and the companion's
+    /// signals about those nodes.
+    fn refresh_liveness_nodes(&self) {
+        let now = now_ms();
+        let clusters = self.clusters();
+        let accepted = clusters
+            .iter()
+            .filter_map(|(name, s)| s.checked.as_ref().map(|c| (name.as_str(), c)));
+        let inputs = report::inputs(&self.site, None, true, accepted);
+        let nodes: BTreeMap<(String, String), Vec<IpAddr>> = inputs
+            .nodes
+            .iter()
+            .flat_map(|(cluster, nodes)| {
+                nodes.iter().map(move |n| {
+                    (
+                        (cluster.clone(), n.name.clone()),
+                        n.ipv4.into_iter().chain(n.ipv6).collect(),
+                    )
+                })
+            })
+            .collect();
+        self.liveness.set_nodes(now, nodes);
+        for (name, state) in clusters.iter() {
+            if let Some(r) = &state.report {
+                self.liveness.signals(now, name, &r.nodes);
+            }
+        }
     }
 
     fn clusters(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ClusterState>> {
@@ -220,6 +281,8 @@ impl App {
         drop(clusters);
         self.metrics.count_report(&cluster.name, "accepted");
         tracing::info!(cluster = %cluster.name, generation, "report accepted");
+        self.refresh_liveness_nodes();
+        self.liveness_wake.notify_one();
         self.reconcile.notify_one();
         Ok(ReportAccepted {
             cluster: cluster.name.clone(),
@@ -319,17 +382,37 @@ impl App {
                 .map(|c| bgplb_proto::Check {
                     name: c.name.to_string(),
                     ok: c.ok,
+                    warning: c.warning,
                     details: c.details.clone(),
                 })
                 .collect(),
             Some(Err(e)) => vec![bgplb_proto::Check {
                 name: "kernel".into(),
                 ok: false,
+                warning: false,
                 details: vec![e.clone()],
             }],
             None => Vec::new(),
         };
+        let nodes = self
+            .liveness
+            .view()
+            .into_iter()
+            .map(|v| bgplb_proto::NodeLiveness {
+                addresses: v.addresses.iter().map(|a| a.to_string()).collect(),
+                since: Some(liveness::format_unix_ms(v.since_unix_ms)),
+                probe_rtt_ms: v.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                state: v.state.as_str().into(),
+                reason: v.reason,
+                transitions: v.transitions,
+                answered: v.answered,
+                suppressed: v.suppressed,
+                cluster: v.cluster,
+                node: v.node,
+            })
+            .collect();
         AgentStatus {
+            nodes,
             kernel_checks,
             gateway: self.site.gateway.name.clone(),
             asn: self.site.gateway.asn,
@@ -389,6 +472,7 @@ impl App {
         if let Ok(Some(g)) = self.store.get().current() {
             self.metrics.generation.set(g.number);
         }
+        self.metrics.set_liveness(&self.liveness.view());
         let now = now_unix();
         self.metrics.pool_used.clear();
         self.metrics.pool_total.clear();
@@ -449,7 +533,12 @@ impl App {
             .filter_map(|s| s.report.clone())
             .collect();
         let ecmp = lock(&self.ecmp).clone();
-        let result = netcheck::validate(kernel, &self.site, ecmp, &frr, &reports)
+        let facts = netcheck::LivenessFacts {
+            nodes: self.liveness.view(),
+            overlay: self.liveness.overlay(),
+            probing: self.site.liveness.enabled,
+        };
+        let result = netcheck::validate(kernel, &self.site, ecmp, &frr, &reports, &facts)
             .await
             .map_err(|e| e.to_string());
         if let Ok(v) = &result {
@@ -510,7 +599,18 @@ async fn reconciler(
             }
         }
         let text = app.desired();
-        let result = applier.apply(&text, source, None).await;
+        let result = {
+            // The overlay is read under the write lock, so the fast path never plans from an
+            // overlay FRR was not given.
+            let mut given = app.frr_write.lock().await;
+            let overlay = app.liveness.overlay();
+            let result = applier.apply(&text, &overlay, source, None).await;
+            // Applied, or rolled back to the current generation: either way with this overlay.
+            *given = overlay;
+            let base = app.store.get().current().ok().flatten().map(|g| g.config);
+            *lock(&app.applied_base) = base;
+            result
+        };
         let outcome = match &result {
             Ok(Applied::Unchanged { .. }) => {
                 app.metrics.count_apply("unchanged");
@@ -535,6 +635,140 @@ async fn reconciler(
         *app.last_apply.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
         let frr = app.collect_status().await.ok();
         app.kernel_pass(frr).await;
+    }
+}
+
+/// Probes the nodes every `interval_ms` and acts on what the probes and the reports say.
+async fn liveness_task(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let settings = app.liveness.settings.clone();
+    let interval = Duration::from_millis(settings.interval_ms);
+    let mut prober = if settings.enabled {
+        match liveness::probe::Prober::new(settings.method, settings.tcp_port) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!(error = %e, "node liveness probing is off");
+                let _ = app.store.get().event("liveness-off", &e.to_string());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // Besides every change, the liveness is persisted this often (for `status` outside the
+    // daemon: round-trip times, last answers).
+    const PERSIST_EVERY: Duration = Duration::from_secs(30);
+    let mut persisted = Instant::now();
+    loop {
+        let targets = app.liveness.targets();
+        let round = async {
+            match prober.as_mut() {
+                Some(p) => Some(p.round(&targets, interval).await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            answers = round => {
+                let answers = answers.unwrap_or_default();
+                let first = app.liveness.observe(now_ms(), &answers);
+                let due = persisted.elapsed() >= PERSIST_EVERY;
+                if first || due {
+                    persisted = Instant::now();
+                }
+                app.liveness_changed(first || due).await;
+            }
+            _ = app.liveness_wake.notified() => app.liveness_changed(false).await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+impl App {
+    /// Re-evaluates every node; on a change, gives FRR the new overlay through the fast path,
+    /// records the transitions and persists the liveness (also when `persist` asks for it).
+    async fn liveness_changed(&self, persist: bool) {
+        let now = now_ms();
+        let step = self.liveness.step(now);
+        if let Some(step) = &step {
+            for t in &step.transitions {
+                let message = format!(
+                    "cluster {} node {}: {} -> {}{}",
+                    t.cluster,
+                    t.node,
+                    t.from.as_str(),
+                    t.to.as_str(),
+                    if t.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", t.reason)
+                    }
+                );
+                tracing::warn!(cluster = %t.cluster, node = %t.node, to = t.to.as_str(), reason = %t.reason, "node liveness changed");
+                self.metrics
+                    .count_transition(&t.cluster, &t.node, t.to.as_str());
+                let _ = self
+                    .store
+                    .get()
+                    .event(&format!("node-{}", t.to.as_str()), &message);
+            }
+            if step.before != step.after {
+                self.fast_path().await;
+            }
+        }
+        if step.is_some() || persist {
+            let snapshot = self.liveness.snapshot();
+            let overlay = self.liveness.overlay();
+            let store = self.store.clone();
+            let saved = tokio::task::spawn_blocking(move || {
+                liveness::save(&mut store.get(), &snapshot, &overlay)
+            })
+            .await;
+            if let Ok(Err(e)) = saved {
+                tracing::error!(error = %e, "cannot persist node liveness");
+            }
+        }
+    }
+
+    /// Gives FRR the tracker's overlay by writing only the changed lines to bgpd's vty socket.
+    /// On failure the reconciler applies it the slow way; either way it then verifies that FRR
+    /// runs the current generation with the overlay.
+    async fn fast_path(&self) {
+        let mut given = self.frr_write.lock().await;
+        let want = self.liveness.overlay();
+        if *given == want {
+            return;
+        }
+        let started = Instant::now();
+        let base = lock(&self.applied_base).clone();
+        let result = match &base {
+            None => Err("no generation applied yet".to_string()),
+            Some(base) => match want.changes_from(&given, base) {
+                Ok(plan) if plan.is_empty() => Ok(()),
+                Ok(plan) => self
+                    .vtysh
+                    .bgpd_config(&plan.script())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(()) => {
+                *given = want;
+                self.metrics.observe_fast_path("ok", elapsed);
+                tracing::info!(
+                    ms = elapsed.as_secs_f64() * 1000.0,
+                    "liveness overlay written to bgpd"
+                );
+            }
+            Err(e) => {
+                self.metrics.observe_fast_path("failed", elapsed);
+                tracing::error!(error = %e, "liveness fast path failed; the reconciler applies the overlay");
+                let _ = self.store.get().event("liveness-fast-path-failed", e);
+            }
+        }
+        drop(given);
+        self.reconcile.notify_one();
     }
 }
 
@@ -597,6 +831,7 @@ pub async fn run(site: Site) -> Result<(), Error> {
         ));
     }
     let reconcile = tokio::spawn(reconciler(app.clone(), applier, stop_rx.clone()));
+    tokio::spawn(liveness_task(app.clone(), stop_rx.clone()));
 
     if let Some(addr) = settings.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)

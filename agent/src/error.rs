@@ -66,6 +66,9 @@ pub enum Error {
     #[error("{0}; nothing was changed")]
     Segment(#[from] crate::segment::SegmentError),
 
+    #[error("liveness probes: {0}")]
+    Probe(String),
+
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -88,7 +91,7 @@ impl Error {
             Error::Tls(_) => 78,
             Error::Segment(_) => 64,
             Error::Kernel(_) => 71,
-            Error::Listen { .. } => 71,
+            Error::Listen { .. } | Error::Probe(_) => 71,
             Error::VtyshSpawn { .. }
             | Error::FrrUnavailable { .. }
             | Error::VtyshTimeout { .. } => 69,

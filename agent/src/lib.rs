@@ -19,6 +19,7 @@ pub mod error;
 pub mod files;
 pub mod kernel;
 pub mod kstate;
+pub mod liveness;
 pub mod metrics;
 pub mod netcheck;
 pub mod report;

@@ -7,6 +7,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,6 +63,24 @@ pub struct Metrics {
     pub check_ok: Family<CheckLabel, Gauge>,
     pub l2_conflicts: Gauge,
     pub fib_problems: Gauge,
+    pub node_state: Family<NodeStateLabels, Gauge>,
+    pub node_probe_rtt_seconds: Family<NodeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub node_transitions: Family<NodeStateLabels, Counter>,
+    pub fast_path: Family<ResultLabel, Counter>,
+    pub fast_path_seconds: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    pub cluster: String,
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeStateLabels {
+    pub cluster: String,
+    pub node: String,
+    pub state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -95,6 +114,13 @@ impl Metrics {
             check_ok: Family::default(),
             l2_conflicts: Gauge::default(),
             fib_problems: Gauge::default(),
+            node_state: Family::default(),
+            node_probe_rtt_seconds: Family::default(),
+            node_transitions: Family::default(),
+            fast_path: Family::default(),
+            fast_path_seconds: Histogram::new([
+                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
             registry: Registry::default(),
         };
         registry.register(
@@ -174,7 +200,82 @@ impl Metrics {
             "VIPs whose kernel route is missing, shadowed or has the wrong next hops",
             m.fib_problems.clone(),
         );
+        registry.register(
+            "node_state",
+            "1 for each node's liveness state (up, drained, down)",
+            m.node_state.clone(),
+        );
+        registry.register(
+            "node_probe_rtt_seconds",
+            "Round-trip time of the node's last answered liveness probe",
+            m.node_probe_rtt_seconds.clone(),
+        );
+        registry.register(
+            "node_transitions",
+            "Liveness state changes by node and the state entered",
+            m.node_transitions.clone(),
+        );
+        registry.register(
+            "liveness_fast_path",
+            "Overlay writes to bgpd's vty socket by result (ok, failed)",
+            m.fast_path.clone(),
+        );
+        registry.register(
+            "liveness_fast_path_seconds",
+            "Time from a liveness decision to bgpd having the change",
+            m.fast_path_seconds.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    pub fn count_transition(&self, cluster: &str, node: &str, state: &str) {
+        self.node_transitions
+            .get_or_create(&NodeStateLabels {
+                cluster: cluster.into(),
+                node: node.into(),
+                state: state.into(),
+            })
+            .inc();
+    }
+
+    pub fn observe_fast_path(&self, result: &str, elapsed: std::time::Duration) {
+        self.fast_path
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+        if result == "ok" {
+            self.fast_path_seconds.observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// Replaces the per-node liveness gauges.
+    pub fn set_liveness(&self, nodes: &[crate::liveness::View]) {
+        self.node_state.clear();
+        self.node_probe_rtt_seconds.clear();
+        for n in nodes {
+            for state in [
+                crate::liveness::State::Up,
+                crate::liveness::State::Drained,
+                crate::liveness::State::Down,
+            ] {
+                self.node_state
+                    .get_or_create(&NodeStateLabels {
+                        cluster: n.cluster.clone(),
+                        node: n.node.clone(),
+                        state: state.as_str().into(),
+                    })
+                    .set(i64::from(n.state == state));
+            }
+            if let Some(rtt) = n.rtt {
+                self.node_probe_rtt_seconds
+                    .get_or_create(&NodeLabels {
+                        cluster: n.cluster.clone(),
+                        node: n.node.clone(),
+                    })
+                    .set(rtt.as_secs_f64());
+            }
+        }
     }
 
     pub fn count_apply(&self, result: &str) {

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::checks::{self, Conflict, Ecmp, ExpectedVip, FibFinding};
 use crate::error::Error;
 use crate::kernel::Kernel;
+use crate::liveness::State;
 use crate::segment::{self, SegmentPlan};
 
 /// Brings the segment to the site's mode; returns what was done. With `dry_run`, only plans.
@@ -55,7 +56,38 @@ pub async fn teardown_segment(kernel: &Kernel) -> Result<SegmentPlan, Error> {
 pub struct Check {
     pub name: &'static str,
     pub ok: bool,
+    /// Passes, but something needs the operator's attention (shown as WARN; exit code 0).
+    pub warning: bool,
     pub details: Vec<String>,
+}
+
+impl Check {
+    pub fn new(name: &'static str, ok: bool, details: Vec<String>) -> Check {
+        Check {
+            name,
+            ok,
+            warning: false,
+            details,
+        }
+    }
+
+    pub fn warn(name: &'static str, details: Vec<String>) -> Check {
+        Check {
+            name,
+            ok: true,
+            warning: true,
+            details,
+        }
+    }
+
+    /// The RESULT column: ok, WARN or FAIL.
+    pub fn result(&self) -> &'static str {
+        match (self.ok, self.warning) {
+            (false, _) => "FAIL",
+            (true, true) => "WARN",
+            (true, false) => "ok",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,6 +114,7 @@ pub fn expected_vips(
     reports: &[Report],
     bgp_routes: &BTreeMap<String, Vec<String>>,
     pools: &[Range],
+    liveness: &BTreeMap<(String, String), State>,
 ) -> Vec<ExpectedVip> {
     let mut out = Vec::new();
     if !reports.is_empty() {
@@ -93,13 +126,35 @@ pub fn expected_vips(
                 .map(|n| (n.name.as_str(), n))
                 .collect();
             for s in &r.services {
-                let announcing: Vec<&bgplb_proto::Node> = if s.external_traffic_policy == "Local" {
+                let candidates: Vec<&bgplb_proto::Node> = if s.external_traffic_policy == "Local" {
                     s.ready_nodes
                         .iter()
                         .filter_map(|n| nodes.get(n.as_str()).copied())
                         .collect()
                 } else {
                     nodes.values().copied().filter(|n| n.ready).collect()
+                };
+                // Liveness: a down node's sessions are shut; a drained node's routes lose to
+                // any other node's (all drained: they share the traffic again).
+                let state = |n: &bgplb_proto::Node| {
+                    liveness
+                        .get(&(r.cluster.clone(), n.name.clone()))
+                        .copied()
+                        .unwrap_or(State::Up)
+                };
+                let alive: Vec<&bgplb_proto::Node> = candidates
+                    .into_iter()
+                    .filter(|n| state(n) != State::Down)
+                    .collect();
+                let preferred: Vec<&bgplb_proto::Node> = alive
+                    .iter()
+                    .copied()
+                    .filter(|n| state(n) == State::Up)
+                    .collect();
+                let announcing = if preferred.is_empty() {
+                    alive
+                } else {
+                    preferred
                 };
                 for ip in &s.ips {
                     let Ok(vip) = ip.split('/').next().unwrap_or(ip).parse::<IpAddr>() else {
@@ -143,14 +198,34 @@ pub fn expected_vips(
     out
 }
 
+/// What node liveness decided, for the checks: every node's state and the overlay FRR runs.
+#[derive(Debug, Clone, Default)]
+pub struct LivenessFacts {
+    pub nodes: Vec<crate::liveness::View>,
+    pub overlay: bgplb_frr::overlay::Overlay,
+    /// Whether the agent probes (`liveness.enabled`).
+    pub probing: bool,
+}
+
+impl LivenessFacts {
+    /// Nodes by (cluster, node) → state.
+    pub fn states(&self) -> BTreeMap<(String, String), State> {
+        self.nodes
+            .iter()
+            .map(|n| ((n.cluster.clone(), n.node.clone()), n.state))
+            .collect()
+    }
+}
+
 /// Runs every kernel check. `frr` is the FRR part of `status` (sessions), `reports` the
-/// accepted reports, `bgp_routes` FRR's best routes.
+/// accepted reports, `bgp_routes` FRR's best routes, `liveness` what node liveness decided.
 pub async fn validate(
     kernel: &Kernel,
     site: &Site,
     ecmp: Option<Ecmp>,
     status: &crate::status::Status,
     reports: &[Report],
+    liveness: &LivenessFacts,
 ) -> Result<Validation, Error> {
     let state = kernel.read().await?;
     let mut checks = Vec::new();
@@ -164,81 +239,85 @@ pub async fn validate(
             if details.is_empty() {
                 details.push(format!("{:?} mode: as configured", site.segment.mode).to_lowercase());
             }
-            checks.push(Check {
-                name: "segment",
-                ok: p.actions.is_empty() && bad_findings == 0,
+            checks.push(Check::new(
+                "segment",
+                p.actions.is_empty() && bad_findings == 0,
                 details,
-            });
+            ));
         }
-        Err(e) => checks.push(Check {
-            name: "segment",
-            ok: false,
-            details: vec![e.to_string()],
-        }),
+        Err(e) => checks.push(Check::new("segment", false, vec![e.to_string()])),
     }
 
     if let Some(e) = &ecmp {
-        checks.push(Check {
-            name: "ecmp",
-            ok: true,
-            details: vec![if e.supported {
-                format!("multipath: yes ({})", e.reason)
-            } else {
-                format!("multipath: NO: {}", e.reason)
-            }],
+        checks.push(if e.supported {
+            Check::new("ecmp", true, vec![format!("multipath: yes ({})", e.reason)])
+        } else {
+            Check::warn(
+                "ecmp",
+                vec![format!(
+                    "multipath: NO: {}; FRR gets maximum-paths 1, so one node takes each VIP's traffic",
+                    e.reason
+                )],
+            )
         });
     }
 
     match &status.frr_error {
-        Some(e) => checks.push(Check {
-            name: "frr",
-            ok: false,
-            details: vec![e.clone()],
-        }),
+        Some(e) => checks.push(Check::new("frr", false, vec![e.clone()])),
         None => {
+            let shut = |p: &&crate::status::Peer| {
+                p.address
+                    .parse::<IpAddr>()
+                    .is_ok_and(|a| liveness.overlay.shutdown.contains(&a))
+            };
             let down: Vec<String> = status
                 .peers
                 .iter()
-                .filter(|p| p.state != "Established")
+                .filter(|p| p.state != "Established" && !shut(p))
                 .map(|p| format!("{} {} ({}) is {}", p.node, p.family, p.address, p.state))
                 .collect();
+            let shut_down: Vec<&crate::status::Peer> = status.peers.iter().filter(shut).collect();
             let mut details = vec![format!(
                 "{} of {} session(s) Established",
-                status.peers.len() - down.len(),
+                status.peers.len() - down.len() - shut_down.len(),
                 status.peers.len()
             )];
             details.extend(down.iter().cloned());
-            checks.push(Check {
-                name: "sessions",
-                ok: down.is_empty(),
-                details,
-            });
+            details.extend(shut_down.iter().map(|p| {
+                format!(
+                    "{} {} ({}) shut down by node liveness",
+                    p.node, p.family, p.address
+                )
+            }));
+            checks.push(Check::new("sessions", down.is_empty(), details));
         }
     }
 
+    checks.push(liveness_check(liveness));
+
     let pools = pool_ranges(site);
-    let expected = expected_vips(reports, &status.bgp_routes, &pools);
+    let expected = expected_vips(reports, &status.bgp_routes, &pools, &liveness.states());
     let fib = checks::fib_check(&expected, &state);
-    checks.push(Check {
-        name: "fib",
-        ok: fib.is_empty(),
-        details: if fib.is_empty() {
+    checks.push(Check::new(
+        "fib",
+        fib.is_empty(),
+        if fib.is_empty() {
             vec![format!("{} VIP(s) routed as expected", expected.len())]
         } else {
             fib.iter().map(|f| f.to_string()).collect()
         },
-    });
+    ));
 
     let conflicts = checks::l2_conflicts(&pools, &state);
-    checks.push(Check {
-        name: "l2",
-        ok: conflicts.is_empty(),
-        details: if conflicts.is_empty() {
+    checks.push(Check::new(
+        "l2",
+        conflicts.is_empty(),
+        if conflicts.is_empty() {
             vec!["nothing answers ARP/NDP for a pool address".into()]
         } else {
             conflicts.iter().map(|c| c.to_string()).collect()
         },
-    });
+    ));
 
     Ok(Validation {
         ok: checks.iter().all(|c| c.ok),
@@ -249,6 +328,44 @@ pub async fn validate(
     })
 }
 
+/// The liveness row: a node down or drained is a warning (traffic avoids it, as it should); a
+/// node that never answered a probe is one too (probes cannot protect it).
+pub fn liveness_check(l: &LivenessFacts) -> Check {
+    let mut details = Vec::new();
+    let mut warning = false;
+    let up = l.nodes.iter().filter(|n| n.state == State::Up).count();
+    details.push(format!("{up} of {} node(s) up", l.nodes.len()));
+    for n in &l.nodes {
+        if n.state != State::Up {
+            warning = true;
+            details.push(format!(
+                "{}/{} {} since {}: {}",
+                n.cluster,
+                n.node,
+                n.state.as_str(),
+                crate::liveness::format_unix_ms(n.since_unix_ms),
+                n.reason
+            ));
+        } else if l.probing && !n.answered {
+            warning = true;
+            details.push(format!(
+                "{}/{} has not answered a probe yet: until it does, probes cannot take it down (a firewall dropping them?)",
+                n.cluster, n.node
+            ));
+        }
+    }
+    if !l.probing {
+        details.push(
+            "probing is off (liveness.enabled = false): only the companion's signals act".into(),
+        );
+    }
+    if warning {
+        Check::warn("liveness", details)
+    } else {
+        Check::new("liveness", true, details)
+    }
+}
+
 /// `validate` as a table.
 pub fn render_validation(v: &Validation) -> String {
     let mut table = comfy_table::Table::new();
@@ -257,7 +374,7 @@ pub fn render_validation(v: &Validation) -> String {
     for c in &v.checks {
         for (i, d) in c.details.iter().enumerate() {
             let (name, result) = if i == 0 {
-                (c.name, if c.ok { "ok" } else { "FAIL" })
+                (c.name, c.result())
             } else {
                 ("", "")
             };
@@ -276,7 +393,7 @@ mod tests {
         let mut r: Report =
             serde_json::from_str(include_str!("../../proto/fixtures/report-home.json")).unwrap();
         r.nodes[2].ready = true;
-        let e = expected_vips(&[r], &BTreeMap::new(), &[]);
+        let e = expected_vips(&[r], &BTreeMap::new(), &[], &BTreeMap::new());
         let traefik = e
             .iter()
             .find(|x| x.vip.to_string() == "172.29.52.200")
@@ -310,7 +427,7 @@ mod tests {
         ]
         .into();
         let pools = [Range::parse("172.29.52.100-172.29.52.199").unwrap()];
-        let e = expected_vips(&[], &routes, &pools);
+        let e = expected_vips(&[], &routes, &pools, &BTreeMap::new());
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].source, "BGP table");
     }

@@ -28,6 +28,38 @@ pub struct Status {
     /// The kernel checks (segment, ECMP, FIB, L2), when they were run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel: Option<crate::netcheck::Validation>,
+    /// Node liveness, as last persisted by the daemon.
+    pub liveness: Vec<NodeView>,
+}
+
+/// One node's liveness.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    pub cluster: String,
+    pub node: String,
+    pub state: String,
+    pub reason: String,
+    pub since: String,
+    pub transitions: u64,
+    pub probe_rtt_ms: Option<f64>,
+    pub answered: bool,
+    pub suppressed: bool,
+}
+
+impl From<&crate::liveness::View> for NodeView {
+    fn from(v: &crate::liveness::View) -> Self {
+        NodeView {
+            cluster: v.cluster.clone(),
+            node: v.node.clone(),
+            state: v.state.as_str().to_string(),
+            reason: v.reason.clone(),
+            since: crate::liveness::format_unix_ms(v.since_unix_ms),
+            transitions: v.transitions,
+            probe_rtt_ms: v.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            answered: v.answered,
+            suppressed: v.suppressed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -142,6 +174,7 @@ pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn
         clusters: Vec::new(),
         bgp_routes: BTreeMap::new(),
         kernel: None,
+        liveness: Vec::new(),
     };
     let routes = match peers(vtysh).await {
         Ok((p, routes)) => {
@@ -409,6 +442,36 @@ pub fn render_table(s: &Status) -> String {
                 out.push_str(&format!("  {} {} {}\n", svc.name, v.ip, via));
             }
         }
+    }
+    if !s.liveness.is_empty() {
+        let mut table = comfy_table::Table::new();
+        table.load_style(comfy_table::presets::NOTHING);
+        table.set_header([
+            "CLUSTER",
+            "NODE",
+            "LIVENESS",
+            "SINCE",
+            "PROBE RTT",
+            "CHANGES",
+            "REASON",
+        ]);
+        for n in &s.liveness {
+            table.add_row([
+                n.cluster.clone(),
+                n.node.clone(),
+                n.state.clone(),
+                n.since.clone(),
+                match (n.probe_rtt_ms, n.answered) {
+                    (Some(ms), true) => format!("{ms:.2} ms"),
+                    _ => "never answered".into(),
+                },
+                n.transitions.to_string(),
+                n.reason.clone(),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table.to_string());
+        out.push('\n');
     }
     if let Some(k) = &s.kernel {
         out.push('\n');

@@ -124,6 +124,9 @@ pub struct Event {
     pub message: String,
 }
 
+/// Stored node liveness: (cluster, node, JSON body) rows, and the overlay's JSON.
+pub type StoredLiveness = (Vec<(String, String, String)>, Option<String>);
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -146,7 +149,8 @@ impl SharedStore {
     }
 }
 
-const SCHEMA_VERSION: i64 = 1; // reports table added within version 1 (CREATE IF NOT EXISTS)
+// reports, liveness and overlay tables added within version 1 (CREATE IF NOT EXISTS)
+const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS generations (
@@ -170,6 +174,16 @@ CREATE TABLE IF NOT EXISTS reports (
     received_at  TEXT NOT NULL,
     received_unix INTEGER NOT NULL,
     body         TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS liveness (
+    cluster  TEXT NOT NULL,
+    node     TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    PRIMARY KEY (cluster, node)
+);
+CREATE TABLE IF NOT EXISTS overlay (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    body  TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     id       INTEGER PRIMARY KEY,
@@ -341,6 +355,54 @@ impl Store {
             })
             .map_err(self.err())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Replaces the stored node liveness (one JSON body per node) and the overlay FRR was
+    /// given, in one transaction.
+    pub fn save_liveness(
+        &mut self,
+        nodes: &[(String, String, String)],
+        overlay: &str,
+    ) -> Result<(), Error> {
+        let path = self.path.clone();
+        let err = move |source| Error::Store {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&err)?;
+        tx.execute("DELETE FROM liveness", []).map_err(&err)?;
+        for (cluster, node, body) in nodes {
+            tx.execute(
+                "INSERT INTO liveness (cluster, node, body) VALUES (?1, ?2, ?3)",
+                params![cluster, node, body],
+            )
+            .map_err(&err)?;
+        }
+        tx.execute(
+            "INSERT INTO overlay (id, body) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET body = ?1",
+            params![overlay],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    /// The stored node liveness: (cluster, node, JSON body) rows and the overlay's JSON.
+    pub fn liveness(&self) -> Result<StoredLiveness, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT cluster, node, body FROM liveness ORDER BY cluster, node")
+            .map_err(self.err())?;
+        let nodes = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        let overlay = self
+            .conn
+            .query_row("SELECT body FROM overlay WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .map_err(self.err())?;
+        Ok((nodes, overlay))
     }
 
     pub fn event(&self, kind: &str, message: &str) -> Result<(), Error> {

@@ -2,7 +2,7 @@
 //!
 //! Each vtysh process costs about 0.1 s, so reads are batched: one process runs several `-c`
 //! commands and their JSON outputs are split with a streaming parser; a plan is applied as one
-//! `vtysh -f` script.
+//! `vtysh -f` script. Liveness changes take a fast path: straight to bgpd's vty socket.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,6 +20,7 @@ pub struct Vtysh {
     program: PathBuf,
     instance: Option<String>,
     timeout: Duration,
+    vty_dir: PathBuf,
 }
 
 /// What FRR runs now.
@@ -49,6 +50,7 @@ impl Vtysh {
             program: settings.vtysh.clone(),
             instance: settings.instance.clone().filter(|i| !i.is_empty()),
             timeout: Duration::from_secs(settings.timeout.max(1)),
+            vty_dir: settings.vty_dir.clone(),
         }
     }
 
@@ -204,6 +206,58 @@ impl Vtysh {
         Ok(ScriptOutput { messages: lines })
     }
 
+    /// bgpd's vty socket: `<vty_dir>/bgpd.vty`, or `<vty_dir>/<instance>/bgpd.vty` for an FRR
+    /// instance started with `-N`.
+    pub fn bgpd_socket(&self) -> PathBuf {
+        match &self.instance {
+            Some(i) => self.vty_dir.join(i).join("bgpd.vty"),
+            None => self.vty_dir.join("bgpd.vty"),
+        }
+    }
+
+    /// The fast path: configuration lines written straight to bgpd's vty socket, the protocol
+    /// vtysh itself speaks (a command ends with NUL; each answer ends with three NULs and a
+    /// status byte, 0 for success). No vtysh process: a few milliseconds instead of a hundred.
+    /// Every line must succeed; the first that does not fails the call with FRR's message.
+    pub async fn bgpd_config(&self, script: &str) -> Result<(), Error> {
+        let path = self.bgpd_socket();
+        let what = format!("bgpd vty {}", path.display());
+        let work = async {
+            let mut stream = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
+                Error::FrrUnavailable {
+                    what: what.clone(),
+                    detail: e.to_string(),
+                }
+            })?;
+            let lines = ["enable", "configure terminal"]
+                .into_iter()
+                .chain(script.lines().map(str::trim).filter(|l| !l.is_empty()))
+                .chain(["end"]);
+            for line in lines {
+                let (status, output) =
+                    vty_command(&mut stream, line)
+                        .await
+                        .map_err(|e| Error::FrrUnavailable {
+                            what: what.clone(),
+                            detail: e.to_string(),
+                        })?;
+                if status != 0 {
+                    return Err(Error::FrrRejected {
+                        what: what.clone(),
+                        detail: format!("`{line}`: {}", output.trim()),
+                    });
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| Error::VtyshTimeout {
+                what: what.clone(),
+                seconds: self.timeout.as_secs(),
+            })?
+    }
+
     /// `write memory`: FRR restarts with what is running now.
     pub async fn write_memory(&self) -> Result<(), Error> {
         let what = "write memory";
@@ -230,4 +284,33 @@ fn first_line(stdout: &str, stderr: &str) -> String {
         .find(|l| !l.is_empty())
         .unwrap_or("vtysh printed nothing")
         .to_string()
+}
+
+/// One command on a vty socket: its status byte and output.
+async fn vty_command(
+    stream: &mut tokio::net::UnixStream,
+    line: &str,
+) -> std::io::Result<(u8, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut command = line.as_bytes().to_vec();
+    command.push(0);
+    stream.write_all(&command).await?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "bgpd closed the vty socket",
+            ));
+        }
+        answer.extend_from_slice(&buf[..n]);
+        let len = answer.len();
+        if len >= 4 && answer[len - 4..len - 1] == [0, 0, 0] {
+            let status = answer[len - 1];
+            answer.truncate(len - 4);
+            return Ok((status, String::from_utf8_lossy(&answer).into_owned()));
+        }
+    }
 }

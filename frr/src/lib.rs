@@ -7,12 +7,15 @@
 //! * [`text`] parses configuration text (ours or `show running-config`) into stanzas, [`owned`]
 //!   extracts the part bgplb owns, and [`plan`] turns (desired, running) into the minimal list of
 //!   changes and the vtysh script that applies them.
+//! * [`overlay`]: liveness state (shut neighbours, drained neighbours) applied on top of a
+//!   generation without becoming one.
 //! * [`show`]: serde types for the `show ... json` outputs the agent reads back.
 //!
 //! Nothing here performs I/O: the agent's executor is the only code that talks to FRR.
 
 pub mod model;
 pub mod naming;
+pub mod overlay;
 pub mod owned;
 pub mod plan;
 pub mod render;

@@ -162,6 +162,8 @@ pub enum Match {
 pub enum Set {
     /// `set community COMMUNITY additive`
     CommunityAdditive(String),
+    /// `set local-preference N`
+    LocalPreference(u32),
 }
 
 /// `router bgp ASN` in the default VRF.
@@ -184,6 +186,10 @@ pub struct RouterBgp {
 pub struct GracefulRestart {
     pub restart_time: u32,
     pub stalepath_time: u32,
+    /// `no bgp graceful-restart notification` when false: the N-bit (RFC 8538) is not
+    /// negotiated, so a hold-timer expiry is an ordinary session loss (routes flushed) while a
+    /// speaker that restarts still gets graceful restart. FRR 8.3 and later negotiate it by default.
+    pub notification: bool,
 }
 
 impl GracefulRestart {

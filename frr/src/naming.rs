@@ -41,6 +41,12 @@ pub fn route_map_in(cluster: &str, family: Family) -> String {
     format!("{PREFIX}{cluster}-IN-{}", suffix(family))
 }
 
+/// De-preferring inbound route-map of one cluster and family: the inbound policy plus a lower
+/// local-preference, set on a draining node's neighbour (it overrides the peer-group's).
+pub fn route_map_drain(cluster: &str, family: Family) -> String {
+    format!("{PREFIX}{cluster}-DRAIN-{}", suffix(family))
+}
+
 /// The cluster and family of one of our peer-groups (`BGPLB-home-V4` → `("home", V4)`).
 pub fn parse_peer_group(name: &str) -> Option<(&str, Family)> {
     let rest = name.strip_prefix(PREFIX)?;
@@ -50,8 +56,11 @@ pub fn parse_peer_group(name: &str) -> Option<(&str, Family)> {
         "V6" => Family::V6,
         _ => return None,
     };
-    (!cluster.is_empty() && !cluster.ends_with("-POOLS") && !cluster.ends_with("-IN"))
-        .then_some((cluster, family))
+    (!cluster.is_empty()
+        && !cluster.ends_with("-POOLS")
+        && !cluster.ends_with("-IN")
+        && !cluster.ends_with("-DRAIN"))
+    .then_some((cluster, family))
 }
 
 #[cfg(test)]
@@ -65,6 +74,7 @@ mod tests {
             peer_group("home", Family::V6),
             pool_prefix_list("home", Family::V4),
             route_map_in("home", Family::V6),
+            route_map_drain("home", Family::V4),
             COMMUNITY_LIST.to_string(),
             DENY_ALL.to_string(),
         ];
@@ -74,6 +84,7 @@ mod tests {
         assert!(!is_ours("UPLINK-IN"));
         assert_eq!(parse_peer_group(&names[1]), Some(("home", Family::V6)));
         assert_eq!(parse_peer_group(&names[2]), None);
+        assert_eq!(parse_peer_group(&names[4]), None);
         assert_eq!(
             parse_peer_group("BGPLB-my-lab-V4"),
             Some(("my-lab", Family::V4))

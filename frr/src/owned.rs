@@ -6,7 +6,7 @@
 //! * it defines or uses an object named `BGPLB-…` (prefix-list, community-list, route-map,
 //!   peer-group), or configures a neighbour that is a member of one of our peer-groups;
 //! * it is one of the few global `router bgp` settings the site file decides: `bgp router-id`,
-//!   `no bgp default ipv4-unicast`, graceful restart and its timers, `no bgp ebgp-requires-policy`
+//!   `no bgp default ipv4-unicast`, graceful restart with its timers and notification setting, `no bgp ebgp-requires-policy`
 //!   (owned so that it is removed: the policy requirement must stay on), and `maximum-paths` in the
 //!   unicast address families.
 //!
@@ -126,6 +126,8 @@ impl Owned {
             ["bgp", "router-id", _]
             | ["no", "bgp", "default", "ipv4-unicast"]
             | ["bgp", "graceful-restart"]
+            | ["no", "bgp", "graceful-restart", "notification"]
+            | ["bgp", "graceful-restart", "notification"]
             | ["bgp", "graceful-restart", "restart-time", _]
             | ["bgp", "graceful-restart", "stalepath-time", _]
             | ["no", "bgp", "ebgp-requires-policy"] => true,

@@ -323,6 +323,7 @@ pub fn replace_key(line: &str) -> Option<String> {
         }
         ["match", "community", ..] => "match community".to_string(),
         ["set", "community", ..] => "set community".to_string(),
+        ["set", "local-preference", _] => "set local-preference".to_string(),
         ["bgp", "community-list", kind, name, "seq", seq, ..] => {
             format!("bgp community-list {kind} {name} seq {seq}")
         }

@@ -114,10 +114,16 @@ fn render_route_map_entry(out: &mut String, name: &str, entry: &RouteMapEntry) {
             }
         }
     }
-    for s in &entry.sets {
+    // FRR prints `set community` before `set local-preference`.
+    let mut sets = entry.sets.clone();
+    sets.sort();
+    for s in &sets {
         match s {
             Set::CommunityAdditive(c) => {
                 let _ = writeln!(out, " set community {c} additive");
+            }
+            Set::LocalPreference(n) => {
+                let _ = writeln!(out, " set local-preference {n}");
             }
         }
     }
@@ -131,6 +137,10 @@ fn render_bgp(out: &mut String, bgp: &RouterBgp) {
         out.push_str(" no bgp default ipv4-unicast\n");
     }
     if let Some(gr) = bgp.graceful_restart {
+        // FRR prints the notification setting first.
+        if !gr.notification {
+            out.push_str(" no bgp graceful-restart notification\n");
+        }
         if gr.restart_time != GracefulRestart::FRR_DEFAULT_RESTART_TIME {
             let _ = writeln!(
                 out,

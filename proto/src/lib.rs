@@ -230,15 +230,47 @@ pub struct AgentStatus {
     pub clusters: Vec<ClusterStatus>,
     #[serde(default)]
     pub peers: Vec<PeerStatus>,
-    /// The gateway's own checks: segment, ECMP, sessions, FIB, L2 conflicts.
+    /// The gateway's own checks: segment, ECMP, sessions, liveness, FIB, L2 conflicts.
     #[serde(default)]
     pub kernel_checks: Vec<Check>,
+    /// Every node's liveness as the gateway sees it.
+    #[serde(default)]
+    pub nodes: Vec<NodeLiveness>,
+}
+
+/// One node's liveness: probes from the gateway plus the companion's signals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeLiveness {
+    pub cluster: String,
+    pub node: String,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// `up`, `drained` (routes de-preferred) or `down` (sessions shut).
+    pub state: String,
+    #[serde(default)]
+    pub reason: String,
+    /// When the state last changed (RFC 3339).
+    #[serde(default)]
+    pub since: Option<String>,
+    #[serde(default)]
+    pub transitions: u64,
+    #[serde(default)]
+    pub probe_rtt_ms: Option<f64>,
+    /// The node answered a probe at least once (until then probes cannot take it down).
+    #[serde(default)]
+    pub answered: bool,
+    /// Held down by flap damping.
+    #[serde(default)]
+    pub suppressed: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
     pub name: String,
     pub ok: bool,
+    /// Passes, but needs attention.
+    #[serde(default)]
+    pub warning: bool,
     #[serde(default)]
     pub details: Vec<String>,
 }

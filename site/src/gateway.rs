@@ -49,6 +49,10 @@ impl GatewayInputs {
     }
 }
 
+/// Local preference of a draining node's routes (FRR's default is 100): they stay as a backup
+/// but leave the ECMP set while another node announces the same VIP.
+pub const DRAIN_LOCAL_PREFERENCE: u32 = 50;
+
 /// The complete FRR configuration bgplb wants on the gateway.
 pub fn gateway_config(site: &Site, inputs: &GatewayInputs) -> Config {
     let policy = &site.bgp;
@@ -92,9 +96,18 @@ pub fn gateway_config(site: &Site, inputs: &GatewayInputs) -> Config {
                     .sets
                     .push(Set::CommunityAdditive(policy.community.clone()));
             }
+            let mut drain = entry.clone();
+            drain
+                .sets
+                .push(Set::LocalPreference(DRAIN_LOCAL_PREFERENCE));
             route_maps.push(RouteMap {
                 name: naming::route_map_in(&cluster.name, family),
                 entries: vec![entry],
+                optimization_disabled: true,
+            });
+            route_maps.push(RouteMap {
+                name: naming::route_map_drain(&cluster.name, family),
+                entries: vec![drain],
                 optimization_disabled: true,
             });
             let group = naming::peer_group(&cluster.name, family);
@@ -182,6 +195,9 @@ pub fn gateway_config(site: &Site, inputs: &GatewayInputs) -> Config {
         graceful_restart: policy.graceful_restart.then_some(GracefulRestart {
             restart_time: policy.restart_time,
             stalepath_time: policy.stalepath_time,
+            // Cilium sets the N-bit: negotiated, a dead node's routes would stay for the
+            // whole restart time after its hold timer expires.
+            notification: false,
         }),
         maximum_paths_v4: maximum_paths(Family::V4),
         maximum_paths_v6: maximum_paths(Family::V6),

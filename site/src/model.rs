@@ -21,6 +21,8 @@ pub struct Site {
     pub bgp: BgpPolicy,
     #[serde(default)]
     pub agent: AgentSettings,
+    #[serde(default)]
+    pub liveness: LivenessSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +164,62 @@ impl Default for BgpPolicy {
     }
 }
 
+/// How the gateway probes a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LivenessMethod {
+    /// ICMP echo to the node's addresses (raw sockets; the agent runs as root).
+    #[default]
+    Icmp,
+    /// TCP connect to `tcp_port`: a SYN-ACK or a RST both mean the node is alive.
+    Tcp,
+}
+
+/// Node liveness (`[liveness]`): the gateway probes every node it peers with and shuts a dead
+/// node's sessions at once, instead of waiting for the hold timer plus graceful restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LivenessSettings {
+    /// Probe nodes. Companion signals (NotReady, cordoned) act either way.
+    pub enabled: bool,
+    pub method: LivenessMethod,
+    /// `tcp` method: the port to connect to (179: Cilium does not listen there, so the node's
+    /// kernel answers with a RST, which proves it alive).
+    pub tcp_port: u16,
+    /// Milliseconds between probes.
+    pub interval_ms: u64,
+    /// Probes in a row without an answer before a node is down; `interval_ms × misses` is the
+    /// detection time. Many small probes tolerate random loss: 30% loss gives 16 misses in a row
+    /// with a probability of 4·10⁻⁹ per probe.
+    pub misses: u32,
+    /// Seconds a node that was down must answer without a miss before its sessions come back.
+    pub hold_down: u64,
+    /// Seconds a node that turned Ready again stays de-preferred.
+    pub settle: u64,
+    /// Flap damping: every down adds 1 to a penalty that halves every `flap_half_life` seconds;
+    /// at `flap_suppress` the node stays down until the penalty is below `flap_reuse`.
+    pub flap_half_life: u64,
+    pub flap_suppress: f64,
+    pub flap_reuse: f64,
+}
+
+impl Default for LivenessSettings {
+    fn default() -> Self {
+        LivenessSettings {
+            enabled: true,
+            method: LivenessMethod::Icmp,
+            tcp_port: 179,
+            interval_ms: 50,
+            misses: 16,
+            hold_down: 5,
+            settle: 30,
+            flap_half_life: 60,
+            flap_suppress: 3.0,
+            flap_reuse: 1.0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentSettings {
@@ -222,6 +280,9 @@ pub struct FrrSettings {
     pub save: bool,
     /// Upper bound for one vtysh call, in seconds.
     pub timeout: u64,
+    /// Where FRR's daemons put their vty sockets (`bgpd.vty`, or `INSTANCE/bgpd.vty` with
+    /// `instance`): the fast path writes liveness changes there without starting vtysh.
+    pub vty_dir: PathBuf,
 }
 
 impl Default for FrrSettings {
@@ -231,6 +292,7 @@ impl Default for FrrSettings {
             instance: None,
             save: true,
             timeout: 30,
+            vty_dir: PathBuf::from("/var/run/frr"),
         }
     }
 }

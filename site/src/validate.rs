@@ -68,7 +68,51 @@ impl Site {
         self.check_segment(&mut p);
         self.check_pools(&mut p);
         self.check_bgp(&mut p);
+        self.check_liveness(&mut p);
         p
+    }
+
+    fn check_liveness(&self, p: &mut Vec<Problem>) {
+        let l = &self.liveness;
+        if !(10..=10_000).contains(&l.interval_ms) {
+            p.push(Problem::new(
+                "liveness.interval_ms",
+                format!(
+                    "{} must be between 10 and 10000 milliseconds",
+                    l.interval_ms
+                ),
+            ));
+        }
+        if !(1..=1000).contains(&l.misses) {
+            p.push(Problem::new(
+                "liveness.misses",
+                format!("{} must be between 1 and 1000", l.misses),
+            ));
+        }
+        if l.hold_down > 3600 {
+            p.push(Problem::new(
+                "liveness.hold_down",
+                format!("{} s is more than an hour", l.hold_down),
+            ));
+        }
+        if l.flap_half_life == 0 {
+            p.push(Problem::new(
+                "liveness.flap_half_life",
+                "must be at least 1 second",
+            ));
+        }
+        if !(l.flap_reuse > 0.0 && l.flap_reuse < l.flap_suppress) {
+            p.push(Problem::new(
+                "liveness.flap_reuse",
+                format!(
+                    "{} must be above 0 and below flap_suppress ({})",
+                    l.flap_reuse, l.flap_suppress
+                ),
+            ));
+        }
+        if l.method == crate::model::LivenessMethod::Tcp && l.tcp_port == 0 {
+            p.push(Problem::new("liveness.tcp_port", "port 0 cannot be probed"));
+        }
     }
 
     fn check_gateway(&self, p: &mut Vec<Problem>) {

@@ -48,7 +48,7 @@ fn render_case(dir: &Path) -> String {
 
 #[test]
 fn golden_renders() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let mut cases: Vec<PathBuf> = std::fs::read_dir(golden_dir())
         .unwrap()
         .map(|e| e.unwrap().path())

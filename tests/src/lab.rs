@@ -297,30 +297,20 @@ impl Lab {
                 "nodad",
             ]);
         }
-        run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        // A link that goes down and up again (a flap) keeps its IPv6 addresses.
         run(&[
             "ip",
-            "-n",
+            "netns",
+            "exec",
             &ns,
-            "route",
-            "add",
-            "default",
-            "via",
-            "172.29.51.1",
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv6.conf.all.keep_addr_on_down=1",
+            "net.ipv6.conf.eth0.keep_addr_on_down=1",
         ]);
-        if ipv6.is_some() {
-            run(&[
-                "ip",
-                "-n",
-                &ns,
-                "-6",
-                "route",
-                "add",
-                "default",
-                "via",
-                "fd47:25e1:2f96:51::1",
-            ]);
-        }
+        run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        add_default_routes(&ns, ipv6.is_some());
         self.nodes.push(Node {
             name: format!("k8s-{i}"),
             ns,
@@ -414,6 +404,16 @@ impl Lab {
     /// vtysh against the lab's FRR.
     pub fn vtysh(&self, command: &str) -> String {
         run(&["vtysh", "-N", &self.gw, "-c", command])
+    }
+
+    /// Configuration lines through vtysh (`configure terminal` first).
+    pub fn vtysh_config(&self, lines: &[&str]) -> String {
+        let mut argv = vec!["vtysh", "-N", &self.gw, "-c", "configure terminal"];
+        for l in lines {
+            argv.push("-c");
+            argv.push(l);
+        }
+        run(&argv)
     }
 
     pub fn vtysh_json(&self, command: &str) -> serde_json::Value {
@@ -521,6 +521,56 @@ impl Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The daemon's `/v1/status`, asked over mutual TLS from node `from`'s namespace.
+    pub fn agent_status(&self, from: usize) -> serde_json::Value {
+        crate::client::request(
+            &self.nodes[from].ns,
+            Some("companion-home"),
+            "GET",
+            "https://172.29.51.1:7443/v1/status",
+            None,
+        )
+        .json()
+    }
+
+    /// A plain GET to the daemon's health and metrics listener (127.0.0.1:9478 in the gateway
+    /// namespace): status code and body, or `None` when it does not answer.
+    fn agent_plain(&self, path: &str) -> Option<(u16, String)> {
+        let url = format!("http://127.0.0.1:9478{path}");
+        crate::netns::block_on_in(&self.gw, move || async move {
+            let resp = reqwest::Client::new()
+                .get(&url)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .ok()?;
+            let status = resp.status().as_u16();
+            Some((status, resp.text().await.unwrap_or_default()))
+        })
+    }
+
+    /// Whether the daemon's `/readyz` answers 200 (FRR answers and the last reconcile worked).
+    pub fn agent_readyz(&self) -> bool {
+        self.agent_plain("/readyz")
+            .is_some_and(|(code, _)| code == 200)
+    }
+
+    /// The value of one metric sample (name with labels, as exposed); panics when absent.
+    pub fn agent_metric(&self, sample: &str) -> f64 {
+        let (_, body) = self
+            .agent_plain("/metrics")
+            .expect("the daemon serves /metrics");
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix(sample)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no sample `{sample}` in:\n{body}"))
     }
 
     pub fn daemon_log(&self) -> String {
@@ -865,6 +915,86 @@ impl Lab {
     /// The running configuration.
     pub fn running_config(&self) -> String {
         self.vtysh("show running-config")
+    }
+}
+
+/// The node's default routes through the gateway (gone whenever its link goes down).
+fn add_default_routes(ns: &str, ipv6: bool) {
+    run(&[
+        "ip",
+        "-n",
+        ns,
+        "route",
+        "replace",
+        "default",
+        "via",
+        "172.29.51.1",
+    ]);
+    if ipv6 {
+        run(&[
+            "ip",
+            "-n",
+            ns,
+            "-6",
+            "route",
+            "replace",
+            "default",
+            "via",
+            "fd47:25e1:2f96:51::1",
+        ]);
+    }
+}
+
+impl Lab {
+    /// Node `index` loses power: its link goes down on its own side. The gateway sees no link
+    /// change, no TCP reset and no BGP notification, exactly as behind a switch.
+    pub fn cut_link(&self, index: usize) {
+        run(&[
+            "ip",
+            "-n",
+            &self.nodes[index].ns,
+            "link",
+            "set",
+            "eth0",
+            "down",
+        ]);
+    }
+
+    /// Node `index` comes back: link up, default routes again.
+    pub fn restore_link(&self, index: usize) {
+        let node = &self.nodes[index];
+        run(&["ip", "-n", &node.ns, "link", "set", "eth0", "up"]);
+        add_default_routes(&node.ns, node.ipv6.is_some());
+    }
+
+    /// Restarts node `index`'s GoBGP (a cilium-agent restart: the node itself stays up). The
+    /// caller announces its routes again.
+    pub fn restart_bgp(&mut self, index: usize) {
+        let spec = self.spec.clone();
+        let node = &mut self.nodes[index];
+        node.stop_bgp();
+        node.start(&spec);
+    }
+
+    /// Drops `percent` % of the ICMP echo requests reaching node `index` (nftables in the node's
+    /// namespace, `numgen random`: this kernel has no netem).
+    pub fn drop_probes(&self, index: usize, percent: u32) {
+        cmd::require("nft", "nftables");
+        let ns = &self.nodes[index].ns;
+        let rules = format!(
+            "table inet bgplb_loss {{\n chain input {{\n  type filter hook input priority 0;\n  icmp type echo-request numgen random mod 100 < {percent} drop\n  icmpv6 type echo-request numgen random mod 100 < {percent} drop\n }}\n}}\n"
+        );
+        let file = self.dir.path().join(format!("loss-{index}.nft"));
+        fs::write(&file, rules).expect("write nft rules");
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "nft",
+            "-f",
+            &file.display().to_string(),
+        ]);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The lab: network namespaces with a real FRR gateway and real GoBGP nodes, for end-to-end tests.
 //!
-//! Rules the lab keeps (../shared/LAB.md): every address lives only inside namespaces a test
+//! Rules the lab keeps: every address lives only inside namespaces a test
 //! created; no namespace is connected to the host's own namespace or given a route out; only
 //! processes the lab started are stopped, by their handles; namespaces and FRR directories are
 //! removed on drop, also when a test fails; a lab left behind by a killed test run is removed by
@@ -13,5 +13,6 @@ pub mod kubesim;
 pub mod lab;
 pub mod netns;
 pub mod pki;
+pub mod traffic;
 
 pub use lab::{Lab, LabSpec, Node};
