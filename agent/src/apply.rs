@@ -43,7 +43,12 @@ pub struct Applier {
 #[serde(tag = "result", rename_all = "kebab-case")]
 pub enum Applied {
     /// FRR already runs the desired configuration and it is the current generation.
-    Unchanged { generation: Option<i64> },
+    Unchanged {
+        generation: Option<i64>,
+        /// Why FRR's configuration file lacks it, when a save failed and failed again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unsaved: Option<String>,
+    },
     /// A new generation is current.
     Applied {
         generation: i64,
@@ -133,8 +138,11 @@ impl Applier {
         let same_as_current = current.as_ref().is_some_and(|c| c.hash == hash);
         if plan.is_empty() && same_as_current {
             tracing::debug!("FRR already runs the current generation");
+            let generation = current.map(|c| c.number);
+            let unsaved = self.ensure_saved(generation).await?;
             return Ok(Applied::Unchanged {
-                generation: current.map(|c| c.number),
+                generation,
+                unsaved,
             });
         }
         let source = if same_as_current && source != Source::Rollback {
@@ -189,16 +197,18 @@ impl Applier {
                 duration_ms: started.elapsed().as_millis(),
             })?;
             tracing::info!(generation, changes = plan.changes.len(), "applied");
-            if self.save && !plan.is_empty() {
-                if let Err(e) = self.vtysh.write_memory().await {
-                    self.store.get().event("save-failed", &e.to_string())?;
-                    tracing::warn!(error = %e, "write memory failed");
-                }
-            }
+            let mut warnings = plan.warnings.clone();
+            let unsaved = if plan.is_empty() {
+                self.ensure_saved(Some(generation)).await?
+            } else {
+                self.save(Some(generation)).await?;
+                self.store.get().unsaved()?
+            };
+            warnings.extend(unsaved);
             return Ok(Applied::Applied {
                 generation,
                 changes: plan.changes.len(),
-                warnings: plan.warnings,
+                warnings,
                 duration: started.elapsed().as_millis(),
             });
         };
@@ -245,6 +255,38 @@ impl Applier {
             detail,
             rollback,
         })
+    }
+
+    /// `write memory`, recorded: FRR restarts with what it runs now. A failure is an event and a
+    /// state that status, metrics and `validate` show until a later save works.
+    async fn save(&self, generation: Option<i64>) -> Result<(), Error> {
+        if !self.save {
+            return Ok(());
+        }
+        let result = self.vtysh.write_memory().await.map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "write memory failed");
+            self.store.get().event(
+                "save-failed",
+                &format!(
+                    "generation {}: {e}",
+                    generation.map_or("-".into(), |g| g.to_string())
+                ),
+            )?;
+        }
+        self.store.get().set_saved(generation, result)
+    }
+
+    /// Retries a save that failed before; returns why FRR's file is still behind, if it is.
+    pub async fn ensure_saved(&self, generation: Option<i64>) -> Result<Option<String>, Error> {
+        if !self.save {
+            return Ok(None);
+        }
+        let failed = self.store.get().saved()?.is_some_and(|s| !s.ok);
+        if failed {
+            self.save(generation).await?;
+        }
+        self.store.get().unsaved()
     }
 
     /// Reads FRR back: the owned part must match `desired` exactly.

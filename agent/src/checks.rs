@@ -51,6 +51,21 @@ pub fn ecmp_decision(probe: &ProbeResult) -> Ecmp {
     }
 }
 
+/// The decision when no probe could run (netlink cannot be opened): without proof, one path.
+pub fn ecmp_unknown(why: &str) -> Ecmp {
+    Ecmp {
+        supported: false,
+        reason: format!(
+            "multipath could not be checked ({why}); without proof FRR gets maximum-paths 1"
+        ),
+    }
+}
+
+/// Whether to render multipath: only with a probe's proof.
+pub fn ecmp_proven(ecmp: Option<&Ecmp>) -> bool {
+    ecmp.is_some_and(|e| e.supported)
+}
+
 /// A VIP the gateway should route, and through whom.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExpectedVip {
@@ -245,6 +260,20 @@ mod tests {
             message: "Operation not permitted".into(),
         });
         assert!(!unknown.supported);
+    }
+
+    #[test]
+    fn without_a_probe_there_is_no_multipath() {
+        // Not checked (no netlink, or before the first probe): one path, and why.
+        assert!(!ecmp_proven(None));
+        let e = ecmp_unknown("netlink could not be opened");
+        assert!(!ecmp_proven(Some(&e)));
+        assert!(e.reason.contains("maximum-paths 1"), "{}", e.reason);
+        assert!(ecmp_proven(Some(&ecmp_decision(&ProbeResult::Accepted))));
+        assert_eq!(
+            bgplb_site::gateway::maximum_paths(None, ecmp_proven(None), 3),
+            1
+        );
     }
 
     #[test]

@@ -415,11 +415,17 @@ fn print_applied(result: &Applied, json: bool) {
     }
     match result {
         Applied::Unchanged {
-            generation: Some(g),
+            generation,
+            unsaved,
         } => {
-            println!("FRR already runs generation {g}: nothing changed")
+            if let Some(u) = unsaved {
+                println!("warning: {u}");
+            }
+            match generation {
+                Some(g) => println!("FRR already runs generation {g}: nothing changed"),
+                None => println!("nothing to change"),
+            }
         }
-        Applied::Unchanged { generation: None } => println!("nothing to change"),
         Applied::Applied {
             generation,
             changes,

@@ -186,7 +186,7 @@ impl App {
             let parsed: Result<Report, String> =
                 serde_json::from_str(&r.body).map_err(|e| e.to_string());
             let checked = parsed.clone().and_then(|rep| {
-                report::check(&self.site, cluster, &rep).map_err(|p| {
+                report::check(&self.site, cluster, &rep, None).map_err(|p| {
                     format!(
                         "{} problem(s), first: {}: {}",
                         p.len(),
@@ -251,10 +251,20 @@ impl App {
                 });
             }
         }
+        let current: Vec<bgplb_site::NodeSpec> = match &state.checked {
+            Some(c) => c.nodes.clone(),
+            None => cluster
+                .nodes
+                .iter()
+                .map(bgplb_site::NodeSpec::from)
+                .collect(),
+        };
         let checked =
-            report::check(&self.site, cluster, &report).map_err(|problems| ApiError::Invalid {
-                cluster: cluster.name.clone(),
-                problems,
+            report::check(&self.site, cluster, &report, Some(&current)).map_err(|problems| {
+                ApiError::Invalid {
+                    cluster: cluster.name.clone(),
+                    problems,
+                }
             })?;
         let received_unix = now_unix();
         self.store
@@ -327,7 +337,7 @@ impl App {
         let accepted = clusters
             .iter()
             .filter_map(|(name, s)| s.checked.as_ref().map(|c| (name.as_str(), c)));
-        let ecmp = lock(&self.ecmp).as_ref().is_none_or(|e| e.supported);
+        let ecmp = checks::ecmp_proven(lock(&self.ecmp).as_ref());
         let inputs = report::inputs(&self.site, self.password.clone(), ecmp, accepted);
         desired::render(&self.site, &inputs)
     }
@@ -411,7 +421,9 @@ impl App {
                 node: v.node,
             })
             .collect();
+        let unsaved = self.store.get().unsaved().ok().flatten();
         AgentStatus {
+            unsaved,
             nodes,
             kernel_checks,
             gateway: self.site.gateway.name.clone(),
@@ -471,6 +483,11 @@ impl App {
         }
         if let Ok(Some(g)) = self.store.get().current() {
             self.metrics.generation.set(g.number);
+        }
+        if let Ok(unsaved) = self.store.get().unsaved() {
+            self.metrics
+                .frr_config_saved
+                .set(i64::from(unsaved.is_none()));
         }
         self.metrics.set_liveness(&self.liveness.view());
         let now = now_unix();
@@ -567,14 +584,15 @@ async fn reconciler(
             None
         }
     };
-    if let Some(kernel) = &app.kernel {
-        let ecmp = checks::ecmp_decision(&kernel.probe_ecmp().await);
-        if !ecmp.supported {
-            tracing::warn!(reason = %ecmp.reason, "no multipath: FRR gets maximum-paths 1");
-        }
-        app.metrics.ecmp_supported.set(i64::from(ecmp.supported));
-        *lock(&app.ecmp) = Some(ecmp);
+    let ecmp = match &app.kernel {
+        Some(kernel) => checks::ecmp_decision(&kernel.probe_ecmp().await),
+        None => checks::ecmp_unknown("netlink could not be opened"),
+    };
+    if !ecmp.supported {
+        tracing::warn!(reason = %ecmp.reason, "no multipath: FRR gets maximum-paths 1");
     }
+    app.metrics.ecmp_supported.set(i64::from(ecmp.supported));
+    *lock(&app.ecmp) = Some(ecmp);
     loop {
         let source = tokio::select! {
             _ = app.reconcile.notified() => {
@@ -690,6 +708,13 @@ impl App {
         let step = self.liveness.step(now);
         if let Some(step) = &step {
             for t in &step.transitions {
+                tracing::warn!(cluster = %t.cluster, node = %t.node, to = t.to.as_str(), reason = %t.reason, "node liveness changed");
+            }
+            // FRR first: the events and SQLite (an fsync) wait until the routes have moved.
+            if step.before != step.after {
+                self.fast_path().await;
+            }
+            for t in &step.transitions {
                 let message = format!(
                     "cluster {} node {}: {} -> {}{}",
                     t.cluster,
@@ -702,16 +727,12 @@ impl App {
                         format!(": {}", t.reason)
                     }
                 );
-                tracing::warn!(cluster = %t.cluster, node = %t.node, to = t.to.as_str(), reason = %t.reason, "node liveness changed");
                 self.metrics
                     .count_transition(&t.cluster, &t.node, t.to.as_str());
                 let _ = self
                     .store
                     .get()
                     .event(&format!("node-{}", t.to.as_str()), &message);
-            }
-            if step.before != step.after {
-                self.fast_path().await;
             }
         }
         if step.is_some() || persist {

@@ -36,7 +36,7 @@ pub fn inputs_from_store(
         let Ok(report) = serde_json::from_str::<bgplb_proto::Report>(&stored.body) else {
             continue;
         };
-        if let Ok(c) = crate::report::check(site, cluster, &report) {
+        if let Ok(c) = crate::report::check(site, cluster, &report, None) {
             checked.push((stored.cluster.clone(), c));
         }
     }

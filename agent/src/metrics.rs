@@ -68,6 +68,7 @@ pub struct Metrics {
     pub node_transitions: Family<NodeStateLabels, Counter>,
     pub fast_path: Family<ResultLabel, Counter>,
     pub fast_path_seconds: Histogram,
+    pub frr_config_saved: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -121,6 +122,7 @@ impl Metrics {
             fast_path_seconds: Histogram::new([
                 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
             ]),
+            frr_config_saved: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -224,6 +226,11 @@ impl Metrics {
             "liveness_fast_path_seconds",
             "Time from a liveness decision to bgpd having the change",
             m.fast_path_seconds.clone(),
+        );
+        registry.register(
+            "frr_config_saved",
+            "0 when FRR's configuration file lacks what FRR runs (write memory failed)",
+            m.frr_config_saved.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -293,6 +293,14 @@ pub async fn validate(
         }
     }
 
+    checks.push(match &status.unsaved {
+        Some(u) => Check::new("saved", false, vec![u.clone()]),
+        None => Check::new(
+            "saved",
+            true,
+            vec!["FRR's configuration file has what FRR runs".into()],
+        ),
+    });
     checks.push(liveness_check(liveness));
 
     let pools = pool_ranges(site);

@@ -29,8 +29,17 @@ fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
     }
 }
 
-/// Checks `report`, sent for the cluster `cluster` of `site`.
-pub fn check(site: &Site, cluster: &Cluster, report: &Report) -> Result<Checked, Vec<Problem>> {
+/// Checks `report`, sent for the cluster `cluster` of `site`. `current` is the node set the
+/// gateway peers with now (the last accepted report's, or the site's static nodes): a report
+/// that would take away every neighbour, or every neighbour of one family, is refused unless the
+/// cluster allows it (`allow_empty_reports`). `None` skips that rule (a stored report, already
+/// accepted once).
+pub fn check(
+    site: &Site,
+    cluster: &Cluster,
+    report: &Report,
+    current: Option<&[NodeSpec]>,
+) -> Result<Checked, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     if report.schema > SCHEMA_VERSION {
@@ -89,6 +98,9 @@ pub fn check(site: &Site, cluster: &Cluster, report: &Report) -> Result<Checked,
     }
     for p in site.check_nodes(cluster, &nodes) {
         problems.push(problem(p.key, p.message));
+    }
+    if let (Some(current), false) = (current, cluster.allow_empty_reports) {
+        problems.extend(emptied(cluster, current, &nodes));
     }
 
     // Pools: every reported block must lie inside the site's pools for this cluster.
@@ -171,6 +183,46 @@ pub fn check(site: &Site, cluster: &Cluster, report: &Report) -> Result<Checked,
     }
 }
 
+/// The refusal of a report that would leave the cluster without neighbours, in all or in one
+/// family that has sessions now.
+fn emptied(cluster: &Cluster, current: &[NodeSpec], reported: &[NodeSpec]) -> Vec<Problem> {
+    let fix = format!(
+        "set allow_empty_reports = true on cluster `{}` in the site file if this is intended",
+        cluster.name
+    );
+    if reported.is_empty() && !current.is_empty() {
+        return vec![problem(
+            "nodes",
+            format!(
+                "the report has no node: it would remove all {} neighbour(s) of cluster `{}`; refused ({fix})",
+                current.len(),
+                cluster.name
+            ),
+        )];
+    }
+    let mut out = Vec::new();
+    for (family, v4) in [("IPv4", true), ("IPv6", false)] {
+        let has = |nodes: &[NodeSpec]| {
+            nodes
+                .iter()
+                .flat_map(|n| n.addresses())
+                .filter(|a| a.is_ipv4() == v4)
+                .count()
+        };
+        let now = has(current);
+        if now > 0 && has(reported) == 0 {
+            out.push(problem(
+                "nodes",
+                format!(
+                    "no node in the report has an {family} address: it would remove all {now} {family} session(s) of cluster `{}`; refused ({fix})",
+                    cluster.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// A VIP: a plain address or a host prefix (/32, /128).
 fn parse_host(text: &str) -> Result<IpAddr, String> {
     if let Ok(a) = text.parse::<IpAddr>() {
@@ -227,7 +279,7 @@ mod tests {
 
     fn problems(r: &Report) -> Vec<String> {
         let s = site();
-        check(&s, &s.clusters[0], r)
+        check(&s, &s.clusters[0], r, None)
             .unwrap_err()
             .iter()
             .map(|p| format!("{}: {}", p.path, p.message))
@@ -237,7 +289,7 @@ mod tests {
     #[test]
     fn the_reference_report_is_accepted() {
         let s = site();
-        let c = check(&s, &s.clusters[0], &report()).unwrap();
+        let c = check(&s, &s.clusters[0], &report(), None).unwrap();
         assert_eq!(c.nodes.len(), 3);
         assert_eq!(
             c.narrow.as_ref().unwrap().len(),
@@ -305,9 +357,42 @@ mod tests {
         let mut r = report();
         r.nodes[2].deleting = true;
         r.pools.clear();
-        let c = check(&s, &s.clusters[0], &r).unwrap();
+        let c = check(&s, &s.clusters[0], &r, None).unwrap();
         assert_eq!(c.nodes.len(), 2);
         assert_eq!(c.narrow, None);
+    }
+
+    #[test]
+    fn a_report_that_empties_the_cluster_is_refused_unless_allowed() {
+        let mut s = site();
+        let current: Vec<NodeSpec> = s.clusters[0].nodes.iter().map(NodeSpec::from).collect();
+        let mut r = report();
+        r.nodes.clear();
+        let found = check(&s, &s.clusters[0], &r, Some(&current)).unwrap_err();
+        assert!(
+            found[0].message.contains("would remove all 3 neighbour(s)"),
+            "{found:?}"
+        );
+        // Every node deleting is as empty.
+        let mut r = report();
+        for n in &mut r.nodes {
+            n.deleting = true;
+        }
+        assert!(check(&s, &s.clusters[0], &r, Some(&current)).is_err());
+        // All IPv6 addresses gone: the IPv6 sessions would all go.
+        let mut r = report();
+        for n in &mut r.nodes {
+            n.ipv6 = None;
+        }
+        let found = check(&s, &s.clusters[0], &r, Some(&current)).unwrap_err();
+        assert!(found[0].message.contains("IPv6"), "{found:?}");
+        // Allowed explicitly.
+        s.clusters[0].allow_empty_reports = true;
+        let c = check(&s, &s.clusters[0], &r, Some(&current)).unwrap();
+        assert_eq!(c.nodes.len(), 3);
+        // Stored reports (None) are not judged again on this rule.
+        s.clusters[0].allow_empty_reports = false;
+        assert!(check(&s, &s.clusters[0], &r, None).is_ok());
     }
 
     #[test]
@@ -315,7 +400,7 @@ mod tests {
         let s = site();
         let mut r = report();
         r.services[1].ips[0] = "172.29.52.60".into();
-        let c = check(&s, &s.clusters[0], &r).unwrap();
+        let c = check(&s, &s.clusters[0], &r, None).unwrap();
         assert!(
             c.warnings[0].contains("disabled pool `bgp-reserved`"),
             "{:?}",

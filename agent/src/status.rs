@@ -19,6 +19,8 @@ pub struct Status {
     pub last_failure: Option<GenerationBrief>,
     /// Why FRR could not be read, if it could not.
     pub frr_error: Option<String>,
+    /// Why FRR's configuration file may lack what it runs (a failed `write memory`).
+    pub unsaved: Option<String>,
     pub peers: Vec<Peer>,
     /// Per cluster: its last report, the pools' usage and the services' VIPs with their routes.
     pub clusters: Vec<ClusterView>,
@@ -140,6 +142,7 @@ pub struct Generations {
     pub current: Option<Generation>,
     pub newest: Option<Generation>,
     pub reports: Vec<StoredReport>,
+    pub unsaved: Option<String>,
 }
 
 impl Generations {
@@ -148,6 +151,7 @@ impl Generations {
             current: store.current()?,
             newest: store.history(1)?.into_iter().next(),
             reports: store.reports()?,
+            unsaved: store.unsaved()?,
         })
     }
 }
@@ -158,6 +162,7 @@ pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn
         current,
         newest,
         reports,
+        unsaved,
     } = generations;
     let last_failure = newest
         .filter(|g| {
@@ -170,6 +175,7 @@ pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn
         generation: current.as_ref().map(GenerationBrief::from),
         last_failure,
         frr_error: None,
+        unsaved,
         peers: Vec::new(),
         clusters: Vec::new(),
         bgp_routes: BTreeMap::new(),
@@ -373,6 +379,9 @@ pub fn render_table(s: &Status) -> String {
             f.created_at,
             f.error.as_deref().unwrap_or("unknown error")
         ));
+    }
+    if let Some(u) = &s.unsaved {
+        out.push_str(&format!("NOT SAVED: {u}\n"));
     }
     if let Some(e) = &s.frr_error {
         out.push_str(&format!("FRR: {e}\n"));

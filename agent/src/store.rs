@@ -124,6 +124,16 @@ pub struct Event {
     pub message: String,
 }
 
+/// Whether FRR's configuration file has what FRR runs (the last `write memory`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SaveState {
+    /// The generation that was current when FRR was last asked to save.
+    pub generation: Option<i64>,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub at: String,
+}
+
 /// Stored node liveness: (cluster, node, JSON body) rows, and the overlay's JSON.
 pub type StoredLiveness = (Vec<(String, String, String)>, Option<String>);
 
@@ -149,7 +159,7 @@ impl SharedStore {
     }
 }
 
-// reports, liveness and overlay tables added within version 1 (CREATE IF NOT EXISTS)
+// reports, liveness, overlay and saved tables added within version 1 (CREATE IF NOT EXISTS)
 const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
@@ -184,6 +194,13 @@ CREATE TABLE IF NOT EXISTS liveness (
 CREATE TABLE IF NOT EXISTS overlay (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     body  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS saved (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    generation  INTEGER,
+    ok          INTEGER NOT NULL,
+    error       TEXT,
+    at          TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     id       INTEGER PRIMARY KEY,
@@ -403,6 +420,58 @@ impl Store {
             .optional()
             .map_err(self.err())?;
         Ok((nodes, overlay))
+    }
+
+    /// Records the outcome of a `write memory`.
+    pub fn set_saved(
+        &self,
+        generation: Option<i64>,
+        result: Result<(), String>,
+    ) -> Result<(), Error> {
+        let (ok, error) = match result {
+            Ok(()) => (true, None),
+            Err(e) => (false, Some(e)),
+        };
+        self.conn
+            .execute(
+                "INSERT INTO saved (id, generation, ok, error, at) VALUES (1, ?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET generation = ?1, ok = ?2, error = ?3, at = ?4",
+                params![generation, ok, error, now()],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The last `write memory`'s outcome (`None`: never recorded).
+    pub fn saved(&self) -> Result<Option<SaveState>, Error> {
+        self.conn
+            .query_row(
+                "SELECT generation, ok, error, at FROM saved WHERE id = 1",
+                [],
+                |r| {
+                    Ok(SaveState {
+                        generation: r.get(0)?,
+                        ok: r.get(1)?,
+                        error: r.get(2)?,
+                        at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// Why FRR's saved configuration may lack what it runs, if it may.
+    pub fn unsaved(&self) -> Result<Option<String>, Error> {
+        Ok(self.saved()?.filter(|s| !s.ok).map(|s| {
+            format!(
+                "FRR's configuration file lacks {} (write memory failed at {}: {}); FRR would restart without it; bgplb retries on every apply and drift check",
+                s.generation
+                    .map_or("the applied configuration".to_string(), |g| format!("generation {g}")),
+                s.at,
+                s.error.unwrap_or_default()
+            )
+        }))
     }
 
     pub fn event(&self, kind: &str, message: &str) -> Result<(), Error> {

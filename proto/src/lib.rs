@@ -224,6 +224,9 @@ pub struct AgentStatus {
     pub generation: Option<i64>,
     #[serde(default)]
     pub last_apply_error: Option<String>,
+    /// Why FRR's configuration file lacks what FRR runs (a failed `write memory`), if it does.
+    #[serde(default)]
+    pub unsaved: Option<String>,
     #[serde(default)]
     pub frr_error: Option<String>,
     #[serde(default)]

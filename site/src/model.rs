@@ -59,6 +59,10 @@ pub struct Cluster {
     /// Nodes known before any report: their sessions are rendered from the site file alone.
     #[serde(default)]
     pub nodes: Vec<StaticNode>,
+    /// Accept a report that leaves the cluster without neighbours (no node at all, or none in a
+    /// family that has sessions now). Off by default: one bad report must not drop every session.
+    #[serde(default)]
+    pub allow_empty_reports: bool,
 }
 
 fn default_max_nodes() -> usize {

@@ -96,3 +96,72 @@ pub fn request_with_ca(
         }
     })
 }
+
+/// A bare TLS session to `addr` from namespace `ns`, trusting `ca` and presenting `identity`, that
+/// sends one request and reads the answer. `Ok` holds the server's certificate (DER) when the
+/// server took the request; `Err` the TLS error the session ended with: rustls names the alert the
+/// server sent (`received fatal alert: UnknownCA`), which reqwest's errors do not show.
+pub fn tls_session(
+    ns: &str,
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    identity: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).expect("read CA") {
+        roots.add(c.expect("CA pem")).expect("CA certificate");
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match identity {
+        Some(name) => {
+            let certs: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_file_iter(pki_dir().join(format!("{name}.crt")))
+                    .expect("cert")
+                    .map(|c| c.expect("cert pem"))
+                    .collect();
+            let key =
+                PrivateKeyDer::from_pem_file(pki_dir().join(format!("{name}.key"))).expect("key");
+            builder
+                .with_client_auth_cert(certs, key)
+                .expect("client identity")
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    crate::netns::block_on_in(ns, move || async move {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let name = ServerName::IpAddress(addr.ip().into());
+        let mut tls = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+            .await
+            .map_err(|_| "handshake timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        // TLS 1.3: the client's handshake ends before the server has judged the client's
+        // certificate; its verdict (an alert, or the answer) arrives with the first read.
+        tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer))
+            .await
+            .map_err(|_| "no answer".to_string())?
+            .map_err(|e| e.to_string())?;
+        if answer.is_empty() {
+            return Err("the server closed the session without an answer".into());
+        }
+        Ok(cert)
+    })
+}

@@ -539,6 +539,7 @@ impl Lab {
     /// namespace): status code and body, or `None` when it does not answer.
     fn agent_plain(&self, path: &str) -> Option<(u16, String)> {
         let url = format!("http://127.0.0.1:9478{path}");
+        let _ = rustls::crypto::ring::default_provider().install_default();
         crate::netns::block_on_in(&self.gw, move || async move {
             let resp = reqwest::Client::new()
                 .get(&url)
@@ -555,6 +556,13 @@ impl Lab {
     pub fn agent_readyz(&self) -> bool {
         self.agent_plain("/readyz")
             .is_some_and(|(code, _)| code == 200)
+    }
+
+    /// The daemon's whole `/metrics` text.
+    pub fn agent_metric_text(&self) -> String {
+        self.agent_plain("/metrics")
+            .expect("the daemon serves /metrics")
+            .1
     }
 
     /// The value of one metric sample (name with labels, as exposed); panics when absent.
@@ -625,23 +633,33 @@ impl Lab {
     }
 
     /// (connectionsEstablished, connectionsDropped) per neighbour: a session reset changes them.
+    /// Panics when FRR's JSON lacks the keys, or an Established session counts no establishment:
+    /// a comparison of zeros would prove nothing.
     pub fn session_counters(&self) -> BTreeMap<String, (u64, u64)> {
         let v = self.vtysh_json("show bgp neighbors json");
-        v.as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, d)| {
-                        (
-                            k.clone(),
-                            (
-                                d["connectionsEstablished"].as_u64().unwrap_or(0),
-                                d["connectionsDropped"].as_u64().unwrap_or(0),
-                            ),
-                        )
+        let m = v
+            .as_object()
+            .unwrap_or_else(|| panic!("show bgp neighbors json is not an object: {v}"));
+        m.iter()
+            .map(|(k, d)| {
+                let counter = |key: &str| {
+                    d[key].as_u64().unwrap_or_else(|| {
+                        panic!("neighbour {k}: no `{key}` in FRR's JSON (did FRR rename it?): {d}")
                     })
-                    .collect()
+                };
+                let counters = (
+                    counter("connectionsEstablished"),
+                    counter("connectionsDropped"),
+                );
+                if d["bgpState"] == "Established" {
+                    assert!(
+                        counters.0 > 0,
+                        "neighbour {k} is Established but counts no establishment: {d}"
+                    );
+                }
+                (k.clone(), counters)
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// Waits until every listed neighbour is Established (at most 60 s).

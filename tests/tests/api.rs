@@ -1,7 +1,7 @@
 //! The agent's mutual-TLS API against a running `bgplb-agent run`: who may report, and that every
 //! bad report gets its own 4xx and changes nothing (FRR, kernel, generations).
 
-use bgplb_tests::client::{pki_dir, request, request_with_ca, Answer};
+use bgplb_tests::client::{pki_dir, request, request_with_ca, tls_session, Answer};
 use bgplb_tests::{Lab, LabSpec};
 
 const URL: &str = "https://172.29.51.1:7443/v1/clusters/home/report";
@@ -48,17 +48,27 @@ fn only_the_right_client_certificate_may_report() {
     assert_eq!(ok.status(), Some(202), "{ok:?}\n{}", lab.daemon_log());
     assert_eq!(ok.json()["generation"], 10);
 
-    // Refused in the TLS handshake: no certificate, another CA, expired, a server certificate.
-    for identity in [
-        None,
-        Some("other-ca-home"),
-        Some("expired-home"),
-        Some("server-as-client"),
+    // Refused in the TLS handshake, each with the alert that names why: no certificate,
+    // another CA, expired, a server certificate used as a client's.
+    let agent: std::net::SocketAddr = "172.29.51.1:7443".parse().unwrap();
+    let ca = pki_dir().join("ca.crt");
+    assert!(tls_session(&ns, agent, &ca, Some("companion-home")).is_ok());
+    for (identity, alert) in [
+        (None, "CertificateRequired"),
+        (Some("other-ca-home"), "UnknownCA"),
+        (Some("expired-home"), "CertificateExpired"),
+        (Some("server-as-client"), "UnsupportedCertificate"),
     ] {
         let a = request(&ns, identity, "PUT", URL, body(&report(11)));
         assert!(
             matches!(a, Answer::Failed(_)),
             "{identity:?} was not refused: {a:?}"
+        );
+        let refused = tls_session(&ns, agent, &ca, identity).unwrap_err();
+        assert_eq!(
+            refused,
+            format!("received fatal alert: {alert}"),
+            "{identity:?}"
         );
     }
     // A valid certificate for another cluster: refused by the identity check.
@@ -111,6 +121,12 @@ fn every_bad_report_gets_a_specific_4xx_and_changes_nothing() {
     not_host["services"][1]["ips"][0] = "172.29.52.0/24".into();
     let mut wrong_type = report(104);
     wrong_type["nodes"] = "k8s-1".into();
+    let mut no_nodes = report(107);
+    no_nodes["nodes"] = serde_json::json!([]);
+    let mut no_ipv6 = report(108);
+    for n in no_ipv6["nodes"].as_array_mut().unwrap() {
+        n["ipv6"] = serde_json::Value::Null;
+    }
     let oversized = {
         let mut r = report(105);
         r["padding"] = "x".repeat(2 * 1024 * 1024).into();
@@ -161,6 +177,20 @@ fn every_bad_report_gets_a_specific_4xx_and_changes_nothing() {
             409,
             "stale-generation",
         ),
+        (
+            "no node at all",
+            URL,
+            body(&no_nodes),
+            422,
+            "invalid-report",
+        ),
+        (
+            "no IPv6 address left",
+            URL,
+            body(&no_ipv6),
+            422,
+            "invalid-report",
+        ),
     ];
     for (what, url, b, status, kind) in cases {
         let a = request(&ns, Some("companion-home"), "PUT", url, b);
@@ -174,6 +204,16 @@ fn every_bad_report_gets_a_specific_4xx_and_changes_nothing() {
         problems.contains("services[1].ips[0]") && problems.contains("not a host route"),
         "{problems}"
     );
+    let a = request(&ns, Some("companion-home"), "PUT", URL, body(&no_nodes));
+    let problems = a.json()["problems"].to_string();
+    assert!(
+        problems.contains("would remove all 2 neighbour(s)")
+            && problems.contains("allow_empty_reports"),
+        "{problems}"
+    );
+    let a = request(&ns, Some("companion-home"), "PUT", URL, body(&no_ipv6));
+    let problems = a.json()["problems"].to_string();
+    assert!(problems.contains("IPv6 session(s)"), "{problems}");
 
     // Give the reconciler a chance to (wrongly) act, then compare.
     std::thread::sleep(std::time::Duration::from_secs(1));
@@ -182,8 +222,35 @@ fn every_bad_report_gets_a_specific_4xx_and_changes_nothing() {
         before,
         "a refused report changed FRR, the kernel or the generations"
     );
-    let events = lab.agent_ok(&["status", "--json"]);
-    assert!(!events.is_empty());
+    // Every refusal of a known cluster's report is an event and a count; the unknown cluster's
+    // under its own label.
+    let events: serde_json::Value =
+        serde_json::from_str(&lab.agent_ok(&["history", "--events", "--json", "--limit", "100"]))
+            .unwrap();
+    let refused: Vec<&serde_json::Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "report-refused")
+        .collect();
+    // Ten cases and three repeats to read the problems: thirteen refusals, each an event.
+    assert_eq!(refused.len(), 13, "{events:#}");
+    assert!(refused.iter().any(|e| e["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("cluster nope: unknown-cluster")));
+    assert_eq!(
+        lab.agent_metric("bgplb_reports_total{cluster=\"home\",result=\"refused\"}"),
+        12.0
+    );
+    assert_eq!(
+        lab.agent_metric("bgplb_reports_total{cluster=\"unknown\",result=\"refused\"}"),
+        1.0
+    );
+    assert_eq!(
+        lab.agent_metric("bgplb_reports_total{cluster=\"home\",result=\"accepted\"}"),
+        1.0
+    );
     // The same report again is a harmless duplicate.
     let again = request(&ns, Some("companion-home"), "PUT", URL, body(&report(100)));
     assert_eq!(again.status(), Some(202));
@@ -230,27 +297,42 @@ fn rotated_tls_files_are_picked_up_without_a_restart() {
 
 #[test]
 fn a_quiet_companion_never_removes_neighbours() {
-    // Fail static: the last report stays in force however old; status and metrics say it is stale.
+    // Fail static: the last report stays in force however old; status and metrics say it is
+    // stale. The report differs from the site file (k8s-2 gone, k8s-3 added), so falling back to
+    // the site's static nodes would show.
     let mut lab = Lab::start(LabSpec {
-        nodes: 2,
+        nodes: 3,
         ..LabSpec::default()
     });
     let mut site = lab.daemon_site();
     site.agent.report_stale_after = 2;
+    site.clusters[0].nodes.truncate(2);
     lab.write_site(&site);
     lab.start_daemon();
     let ns = lab.nodes[0].ns.clone();
+    let mut r = report(7);
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../../proto/fixtures/report-home.json")).unwrap();
+    r["nodes"] = serde_json::json!([fixture["nodes"][0], fixture["nodes"][2]]);
+    r["nodes"][1]["ready"] = true.into();
     assert_eq!(
-        request(&ns, Some("companion-home"), "PUT", URL, body(&report(7))).status(),
+        request(&ns, Some("companion-home"), "PUT", URL, body(&r)).status(),
         Some(202)
     );
-    // Every session up (IPv6 too) before the counters are taken.
-    lab.wait_established(&[
+    let reported = [
         "172.29.51.11",
-        "172.29.51.12",
+        "172.29.51.13",
         "fd47:25e1:2f96:51::11",
-        "fd47:25e1:2f96:51::12",
-    ]);
+        "fd47:25e1:2f96:51::13",
+    ];
+    // Every reported session up (IPv6 too) before the counters are taken.
+    lab.wait_established(&reported);
+    let neighbours = |lab: &Lab| lab.peer_states().into_keys().collect::<Vec<_>>();
+    assert_eq!(
+        neighbours(&lab),
+        sorted(&reported),
+        "the report replaced the site's nodes"
+    );
     let before = snapshot(&lab);
     let counters = lab.session_counters();
     // Longer than report_stale_after and than the daemon's drift check (5 s in the lab).
@@ -264,23 +346,33 @@ fn a_quiet_companion_never_removes_neighbours() {
     )
     .json();
     assert_eq!(status["clusters"][0]["stale"], true, "{status:#}");
+    assert_eq!(
+        neighbours(&lab),
+        sorted(&reported),
+        "a stale report must stay in force, not fall back to the site file"
+    );
     assert_eq!(snapshot(&lab), before, "a late report changed the gateway");
     assert_eq!(lab.session_counters(), counters);
-    let metrics = bgplb_tests::netns::block_on_in(&lab.gw, || async {
-        reqwest::get("http://127.0.0.1:9478/metrics")
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
-    assert!(
-        metrics.contains("bgplb_report_stale{cluster=\"home\"} 1"),
-        "{metrics}"
+    assert_eq!(
+        lab.agent_metric("bgplb_report_stale{cluster=\"home\"}"),
+        1.0
     );
-    assert!(metrics.contains("bgplb_peer_established{"), "{metrics}");
-    assert!(
-        metrics.contains("bgplb_applies_total{result=\"applied\"} 1"),
-        "{metrics}"
+    for n in ["172.29.51.11", "172.29.51.13"] {
+        let sample = format!(
+            "bgplb_peer_established{{cluster=\"home\",node=\"{}\",family=\"ipv4\",neighbor=\"{n}\"}}",
+            if n.ends_with("11") { "k8s-1" } else { "k8s-3" }
+        );
+        assert_eq!(lab.agent_metric(&sample), 1.0, "{sample}");
+    }
+    // Two generations: the site's static nodes at start, then the report's; none since.
+    assert_eq!(
+        lab.agent_metric("bgplb_applies_total{result=\"applied\"}"),
+        2.0
     );
+}
+
+fn sorted(a: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
 }

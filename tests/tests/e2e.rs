@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bgplb_tests::client::request;
+use bgplb_tests::client::{pki_dir, request, tls_session};
 use bgplb_tests::cmd::wait_for;
 use bgplb_tests::kubesim::{objects, KubeSim};
 use bgplb_tests::{Lab, LabSpec};
@@ -145,4 +145,61 @@ fn the_companion_drives_the_gateway_from_the_cluster() {
     let status = agent_status(&lab);
     assert_eq!(status["clusters"][0]["nodes"], 2);
     assert_eq!(status["clusters"][0]["stale"], false);
+}
+
+#[test]
+fn the_agents_own_certificate_rotates_under_a_connected_companion() {
+    use rustls_pki_types::pem::PemObject;
+    let der = |name: &str| {
+        rustls_pki_types::CertificateDer::from_pem_file(pki_dir().join(name))
+            .unwrap()
+            .to_vec()
+    };
+    let mut lab = Lab::start(LabSpec {
+        nodes: 2,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let site = lab.daemon_site();
+    lab.write_site(&site);
+    lab.start_daemon();
+    let sim = KubeSim::new();
+    sim.serve_cilium();
+    sim.apply(objects::cilium_daemonset("1.18.2"));
+    for p in objects::reference_pools() {
+        sim.apply(p);
+    }
+    for n in &lab.nodes {
+        sim.apply(objects::node(&n.name, &n.ipv4, None, true));
+    }
+    sim.spawn_in_namespace(&lab.nodes[0].ns, "127.0.0.1:6443".parse().unwrap());
+    lab.start_companion(0, 2);
+    wait_for(
+        "the companion's first report",
+        Duration::from_secs(30),
+        || agent_status(&lab)["clusters"][0]["report_generation"].as_u64(),
+    );
+
+    let agent: std::net::SocketAddr = "172.29.51.1:7443".parse().unwrap();
+    let ca = pki_dir().join("ca.crt");
+    let ns = lab.nodes[1].ns.clone();
+    let served = || tls_session(&ns, agent, &ca, Some("companion-home")).unwrap();
+    assert_eq!(served(), der("agent.crt"));
+    // cert-manager renews the agent's certificate: new key, new certificate, same files.
+    let tls = lab.dir.path().join("tls");
+    std::fs::copy(pki_dir().join("agent-rotated.key"), tls.join("agent.key")).unwrap();
+    std::fs::copy(pki_dir().join("agent-rotated.crt"), tls.join("agent.crt")).unwrap();
+    wait_for(
+        "the rotated certificate to be served",
+        Duration::from_secs(20),
+        || (served() == der("agent-rotated.crt")).then_some(()),
+    );
+    assert!(lab.daemon_log().contains("TLS files reloaded"));
+    // The companion, connected before, still delivers: a new service reaches the agent.
+    sim.apply(objects::service("web", "nginx", &["172.29.52.150"], 8080));
+    wait_for(
+        "the companion's report after the rotation",
+        Duration::from_secs(30),
+        || (agent_status(&lab)["clusters"][0]["services"] == 1).then_some(()),
+    );
 }

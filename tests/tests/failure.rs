@@ -228,3 +228,70 @@ fn rollback_restores_a_generation_exactly() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_failed_save_is_shown_until_a_retry_works() {
+    // `write memory` fails (a full /etc, a read-only file): FRR runs the generation but would
+    // restart without it. Status, metrics and validate say so; the daemon retries on its drift
+    // check and clears it once saving works.
+    let mut lab = Lab::start(LabSpec {
+        nodes: 1,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let flag = lab.dir.path().join("save-fails");
+    std::fs::write(&flag, "").unwrap();
+    let mut site = lab.daemon_site();
+    site.agent.frr.vtysh = lab.vtysh_wrapper(
+        "vtysh-nosave",
+        &format!(
+            r#"for a in "$@"; do
+  if [ "$a" = "write memory" ] && [ -e {flag} ]; then
+    echo "% Can't open configuration file /etc/frr/frr.conf.XXXXXX." >&2; exit 1
+  fi
+done
+exec $VTYSH "$@""#,
+            flag = flag.display()
+        ),
+    );
+    lab.write_site(&site);
+    let out = lab.agent_ok(&["apply"]);
+    assert!(
+        out.contains("warning: FRR's configuration file lacks generation 1"),
+        "{out}"
+    );
+    let status = lab.agent_ok(&["status"]);
+    assert!(
+        status.contains("NOT SAVED: FRR's configuration file lacks generation 1"),
+        "{status}"
+    );
+    let v = lab.agent(&["validate", "--json"]);
+    assert_eq!(v.status.code(), Some(1), "validate fails while unsaved");
+    let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    let saved = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "saved")
+        .cloned()
+        .unwrap();
+    assert_eq!(saved["ok"], false, "{saved}");
+
+    // The daemon shows it in /v1/status and metrics, and retries on its drift check.
+    lab.start_daemon();
+    assert_eq!(lab.agent_metric("bgplb_frr_config_saved"), 0.0);
+    assert!(lab.agent_status(0)["unsaved"]
+        .as_str()
+        .unwrap()
+        .contains("write memory failed"));
+    std::fs::remove_file(&flag).unwrap();
+    bgplb_tests::cmd::wait_for(
+        "the daemon's retry to save",
+        std::time::Duration::from_secs(30),
+        || (lab.agent_metric("bgplb_frr_config_saved") == 1.0).then_some(()),
+    );
+    assert!(lab.agent_status(0)["unsaved"].is_null());
+    assert!(!lab.agent_ok(&["status"]).contains("NOT SAVED"));
+    let events = lab.agent_ok(&["history", "--events"]);
+    assert!(events.contains("save-failed"), "{events}");
+}

@@ -138,6 +138,20 @@ fn the_report_passes_the_agents_checks_for_the_reference_site() {
     let text = serde_json::to_string(&r).unwrap();
     let back: Report = serde_json::from_str(&text).unwrap();
     assert_eq!(back, r);
+    let site = bgplb_site::parse(include_str!("../../../config/site.toml")).unwrap();
+    let cluster = site.cluster("home").unwrap();
+    let current: Vec<bgplb_site::NodeSpec> = cluster
+        .nodes
+        .iter()
+        .map(bgplb_site::NodeSpec::from)
+        .collect();
+    let checked = bgplb_agent::report::check(&site, cluster, &back, Some(&current))
+        .unwrap_or_else(|p| panic!("the agent refuses the projected report: {p:?}"));
+    assert_eq!(
+        checked.nodes.len(),
+        r.nodes.iter().filter(|n| !n.deleting).count()
+    );
+    assert!(checked.warnings.is_empty(), "{:?}", checked.warnings);
 }
 
 #[test]
