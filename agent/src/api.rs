@@ -176,7 +176,8 @@ async fn receive(
     tls: Option<Extension<Arc<TlsInfo>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<ReportAccepted, ApiError> {
-    let Some(site_cluster) = app.site.cluster(cluster) else {
+    let site = app.site();
+    let Some(site_cluster) = site.cluster(cluster) else {
         return Err(ApiError::UnknownCluster(cluster.to_string()));
     };
     let der = tls
@@ -233,7 +234,7 @@ async fn post_probe(
             serde_json::error::Category::Data => ApiError::WrongType(e.to_string()),
             _ => ApiError::Malformed(e.to_string()),
         })?;
-    let pools = crate::netcheck::pool_ranges(&app.site);
+    let pools = crate::netcheck::pool_ranges(&app.site());
     let mut problems = Vec::new();
     if req.targets.len() > MAX_PROBES {
         problems.push(Problem {

@@ -80,8 +80,8 @@ impl Applier {
         save: bool,
         lock_wait: Duration,
     ) -> Result<Applier, Error> {
-        std::fs::create_dir_all(data_dir.join("frr"))
-            .map_err(Error::io("cannot create", data_dir))?;
+        files::private_dir(data_dir)?;
+        files::private_dir(&data_dir.join("frr"))?;
         let store = SharedStore::new(Store::open(&data_dir.join("state.db"))?);
         Ok(Applier::with_store(data_dir, vtysh, save, lock_wait, store))
     }
@@ -249,7 +249,7 @@ impl Applier {
             "apply-failed",
             &format!("generation {generation}: {detail}; {rollback}"),
         )?;
-        tracing::info!(generation, %detail, %rollback, "apply failed");
+        tracing::info!(generation, detail = %crate::redact::redact(&detail), %rollback, "apply failed");
         Err(Error::ApplyFailed {
             generation,
             detail,

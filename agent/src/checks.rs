@@ -73,6 +73,9 @@ pub struct ExpectedVip {
     /// Where the expectation comes from (a service, or the BGP table).
     pub source: String,
     pub nexthops: BTreeSet<IpAddr>,
+    /// At most this many next hops can be in the FIB (`maximum-paths`); with more candidates,
+    /// any that many of them is right.
+    pub width: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -159,7 +162,13 @@ pub fn fib_check(expected: &[ExpectedVip], k: &KernelState) -> Vec<FibFinding> {
             }
             Some(r) => {
                 let have: BTreeSet<IpAddr> = r.nexthops.iter().copied().collect();
-                let missing: Vec<IpAddr> = e.nexthops.difference(&have).copied().collect();
+                let want = e.nexthops.len().min(e.width.max(1));
+                let enough = have.intersection(&e.nexthops).count() >= want;
+                let missing: Vec<IpAddr> = if enough {
+                    Vec::new()
+                } else {
+                    e.nexthops.difference(&have).copied().collect()
+                };
                 let extra: Vec<IpAddr> = have.difference(&e.nexthops).copied().collect();
                 (!missing.is_empty() || !extra.is_empty())
                     .then_some(FibProblem::NextHops { missing, extra })
@@ -237,6 +246,7 @@ mod tests {
 
     fn expect(vip: &str, via: &[&str]) -> ExpectedVip {
         ExpectedVip {
+            width: 64,
             vip: vip.parse().unwrap(),
             source: "web/nginx".into(),
             nexthops: via.iter().map(|v| v.parse().unwrap()).collect(),
@@ -310,6 +320,34 @@ mod tests {
                 && text[1].contains("shadowed by a static route (metric 10)")
         );
         assert!(text[2].contains("172.29.52.103") && text[2].contains("no route"));
+    }
+
+    #[test]
+    fn fewer_paths_than_candidates_is_right_up_to_maximum_paths() {
+        let k = KernelState {
+            routes: vec![
+                route(
+                    "172.29.52.100/32",
+                    PROTO_BGP,
+                    20,
+                    &["172.29.51.11", "172.29.51.13"],
+                ),
+                route("172.29.52.101/32", PROTO_BGP, 20, &["172.29.51.12"]),
+            ],
+            ..Default::default()
+        };
+        let three = &["172.29.51.11", "172.29.51.12", "172.29.51.13"];
+        let mut a = expect("172.29.52.100", three);
+        a.width = 2;
+        let mut b = expect("172.29.52.101", three);
+        b.width = 2;
+        let f = fib_check(&[a, b], &k);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            f[0].vip.to_string(),
+            "172.29.52.101",
+            "one of two is too few"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::apply::{Applied, Applier};
 use crate::desired;
 use crate::error::Error;
 use crate::kernel::Kernel;
+use crate::redact::redact;
 use crate::status;
 use crate::store::{Outcome, Source, Store};
 use crate::vtysh::Vtysh;
@@ -97,13 +98,18 @@ pub enum Command {
     },
     /// Run as a service: the mutual-TLS API for the companion, reconcile on reports and drift.
     Run,
-    /// Restore a generation's configuration (default: the one before the current).
+    /// Restore a generation's configuration (default: the one before the current). A running
+    /// daemon keeps it (the generation is pinned) until `unpin` or the next `apply`.
     Rollback {
+        /// The generation to restore.
         #[arg(long)]
         to: Option<i64>,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
+    /// Let the daemon follow the site file and the reports again after a rollback.
+    Unpin,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,7 +146,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match dispatch(&cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", redact(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
@@ -154,7 +160,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
     let vtysh = Vtysh::new(&settings.frr);
     match &cli.command {
         Command::Run => {
-            crate::daemon::run(site).await?;
+            crate::daemon::run(site, cli.config.clone()).await?;
         }
         Command::CheckConfig => {
             println!(
@@ -194,7 +200,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 println!("FRR runs the desired configuration: nothing to change");
             } else {
                 println!("{} change(s):", plan.changes.len());
-                print!("{plan}");
+                print!("{}", redact(&plan.to_string()));
             }
             if let Some(current) = store.current()? {
                 if current.hash != crate::apply::hash(&text) {
@@ -215,6 +221,16 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             let text = desired::render(&site, &inputs);
             let overlay = crate::liveness::stored_overlay(&applier.store.get())?;
             let result = applier.apply(&text, &overlay, Source::Cli, None).await?;
+            // An explicit apply is the operator's new desired state: a rollback's pin ends.
+            if let Some(p) = applier.store.get().unpin()? {
+                applier.store.get().event(
+                    "unpinned",
+                    &format!("generation {} unpinned by apply", p.generation),
+                )?;
+                if !*json {
+                    println!("generation {} is no longer pinned", p.generation);
+                }
+            }
             if !*json {
                 for a in &segment.actions {
                     println!("segment: {a}");
@@ -290,10 +306,10 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             if *json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&s).expect("status serializes")
+                    redact(&serde_json::to_string_pretty(&s).expect("status serializes"))
                 );
             } else {
-                print!("{}", status::render_table(&s));
+                print!("{}", redact(&status::render_table(&s)));
             }
         }
         Command::History {
@@ -324,9 +340,12 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             if let Some(n) = show {
                 let g = store.get(*n)?.ok_or(Error::NoSuchGeneration(*n))?;
                 if *json {
-                    println!("{}", serde_json::to_string_pretty(&g).expect("serializes"));
+                    println!(
+                        "{}",
+                        redact(&serde_json::to_string_pretty(&g).expect("serializes"))
+                    );
                 } else {
-                    print!("{}", g.config);
+                    print!("{}", redact(&g.config));
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -334,7 +353,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             if *json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&gens).expect("serializes")
+                    redact(&serde_json::to_string_pretty(&gens).expect("serializes"))
                 );
             } else {
                 let current = store.current()?.map(|c| c.number);
@@ -346,7 +365,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 for g in gens {
                     let mark = if Some(g.number) == current { "*" } else { "" };
                     let note = match (&g.restores, &g.error) {
-                        (_, Some(e)) => shorten(e, 70),
+                        (_, Some(e)) => shorten(&redact(e), 70),
                         (Some(r), None) => format!("restores generation {r}"),
                         _ => String::new(),
                     };
@@ -371,6 +390,15 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 Applier::open(&settings.data_dir, vtysh, settings.frr.save, LOCK_WAIT)?;
             let overlay = crate::liveness::stored_overlay(&applier.store.get())?;
             let (target, result) = applier.rollback(*to, &overlay).await?;
+            let pin = {
+                let store = applier.store.get();
+                store.pin(target.number, "rollback")?;
+                store.event(
+                    "pinned",
+                    &format!("rollback to generation {}: pinned", target.number),
+                )?;
+                store.pinned()?
+            };
             if !*json {
                 println!(
                     "restoring generation {} ({})",
@@ -378,6 +406,22 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 );
             }
             print_applied(&result, *json);
+            if let (Some(pin), false) = (pin, *json) {
+                println!("{pin}");
+            }
+        }
+        Command::Unpin => {
+            let store = Store::open(&settings.data_dir.join("state.db"))?;
+            match store.unpin()? {
+                Some(p) => {
+                    store.event("unpinned", &format!("generation {} unpinned", p.generation))?;
+                    println!(
+                        "generation {} is no longer pinned: the daemon follows the site file and the reports again",
+                        p.generation
+                    );
+                }
+                None => println!("nothing is pinned"),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -433,7 +477,7 @@ fn print_applied(result: &Applied, json: bool) {
             duration,
         } => {
             for w in warnings {
-                println!("warning: {w}");
+                println!("warning: {}", redact(w));
             }
             println!(
                 "generation {generation} applied: {changes} change(s), verified in {duration} ms"

@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -58,8 +59,11 @@ struct ClusterState {
 
 /// State shared by the API handlers and the reconciler.
 pub struct App {
-    pub site: Site,
-    password: Option<String>,
+    /// The site in force; replaced when the site file changes and the new one is valid.
+    site: std::sync::RwLock<Arc<Site>>,
+    /// The site file, and the fingerprint of what was loaded from it (and its password file).
+    site_file: Option<(PathBuf, Mutex<String>)>,
+    password: Mutex<Option<String>>,
     pub store: SharedStore,
     pub metrics: Metrics,
     vtysh: Vtysh,
@@ -82,6 +86,16 @@ pub struct App {
     applied_base: Mutex<Option<String>>,
 }
 
+/// What the loaded site depends on: the site file's bytes and its password file's.
+fn fingerprint(path: &Path, site: &Site) -> String {
+    let mut h = Sha256::new();
+    h.update(std::fs::read(path).unwrap_or_default());
+    if let Some(pw) = &site.bgp.password_file {
+        h.update(std::fs::read(pw).unwrap_or_default());
+    }
+    hex::encode(h.finalize())
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -97,8 +111,10 @@ fn now_unix() -> i64 {
 }
 
 impl App {
+    /// `site_path` is the file `site` was loaded from: the daemon follows its edits.
     pub fn new(
         site: Site,
+        site_path: Option<PathBuf>,
         password: Option<String>,
         store: SharedStore,
         vtysh: Vtysh,
@@ -117,8 +133,12 @@ impl App {
             liveness_wake: Notify::new(),
             frr_write: tokio::sync::Mutex::new(overlay),
             applied_base: Mutex::new(applied_base),
-            site,
-            password,
+            site_file: site_path.map(|p| {
+                let fingerprint = fingerprint(&p, &site);
+                (p, Mutex::new(fingerprint))
+            }),
+            site: std::sync::RwLock::new(Arc::new(site)),
+            password: Mutex::new(password),
             store,
             metrics: Metrics::new(),
             vtysh,
@@ -143,7 +163,7 @@ impl App {
         let accepted = clusters
             .iter()
             .filter_map(|(name, s)| s.checked.as_ref().map(|c| (name.as_str(), c)));
-        let inputs = report::inputs(&self.site, None, true, accepted);
+        let inputs = report::inputs(&self.site(), None, true, accepted);
         let nodes: BTreeMap<(String, String), Vec<IpAddr>> = inputs
             .nodes
             .iter()
@@ -164,6 +184,68 @@ impl App {
         }
     }
 
+    /// The site in force.
+    pub fn site(&self) -> Arc<Site> {
+        self.site.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reloads the site file when it (or its password file) changed. A valid new site replaces
+    /// the old one (and the next reconcile applies it); an invalid one changes nothing and is
+    /// reported once. Returns whether the site changed.
+    pub fn reload_site(&self) -> bool {
+        let Some((path, loaded)) = &self.site_file else {
+            return false;
+        };
+        let current = self.site();
+        let now = fingerprint(path, &current);
+        let mut loaded = lock(loaded);
+        if *loaded == now {
+            return false;
+        }
+        *loaded = now;
+        let result = bgplb_site::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(|site| {
+                let password = desired::site_inputs(&site)
+                    .map_err(|e| e.to_string())?
+                    .password;
+                Ok((site, password))
+            });
+        match result {
+            Ok((site, password)) => {
+                tracing::info!(path = %path.display(), "site file reloaded");
+                let _ = self.store.get().event(
+                    "site-reloaded",
+                    &format!("{} changed and was reloaded", path.display()),
+                );
+                self.liveness.set_settings(site.liveness.clone());
+                *lock(&self.password) = password;
+                *self.site.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(site);
+                self.recheck_reports();
+                self.refresh_liveness_nodes();
+                self.liveness_wake.notify_one();
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the changed site file is not valid; keeping the previous one");
+                let _ = self.store.get().event(
+                    "site-invalid",
+                    &format!(
+                        "{} changed but is not valid; the previous site stays in force: {e}",
+                        path.display()
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    /// Judges every stored report again against the (new) site.
+    fn recheck_reports(&self) {
+        lock(&self.clusters).clear();
+        self.load_reports();
+    }
+
     fn clusters(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ClusterState>> {
         self.clusters.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -178,15 +260,16 @@ impl App {
                 return;
             }
         };
+        let site = self.site();
         let mut clusters = self.clusters();
         for r in stored {
-            let Some(cluster) = self.site.cluster(&r.cluster) else {
+            let Some(cluster) = site.cluster(&r.cluster) else {
                 continue;
             };
             let parsed: Result<Report, String> =
                 serde_json::from_str(&r.body).map_err(|e| e.to_string());
             let checked = parsed.clone().and_then(|rep| {
-                report::check(&self.site, cluster, &rep, None).map_err(|p| {
+                report::check(&site, cluster, &rep, None).map_err(|p| {
                     format!(
                         "{} problem(s), first: {}: {}",
                         p.len(),
@@ -260,7 +343,7 @@ impl App {
                 .collect(),
         };
         let checked =
-            report::check(&self.site, cluster, &report, Some(&current)).map_err(|problems| {
+            report::check(&self.site(), cluster, &report, Some(&current)).map_err(|problems| {
                 ApiError::Invalid {
                     cluster: cluster.name.clone(),
                     problems,
@@ -316,7 +399,7 @@ impl App {
             _ => error.to_string(),
         };
         tracing::warn!(%cluster, %message, "report refused");
-        let known = self.site.cluster(cluster).is_some();
+        let known = self.site().cluster(cluster).is_some();
         let label = if known { cluster } else { "unknown" };
         self.metrics.count_report(label, "refused");
         if known {
@@ -338,12 +421,12 @@ impl App {
             .iter()
             .filter_map(|(name, s)| s.checked.as_ref().map(|c| (name.as_str(), c)));
         let ecmp = checks::ecmp_proven(lock(&self.ecmp).as_ref());
-        let inputs = report::inputs(&self.site, self.password.clone(), ecmp, accepted);
-        desired::render(&self.site, &inputs)
+        let inputs = report::inputs(&self.site(), lock(&self.password).clone(), ecmp, accepted);
+        desired::render(&self.site(), &inputs)
     }
 
     fn stale_after(&self) -> Duration {
-        Duration::from_secs(self.site.agent.report_stale_after)
+        Duration::from_secs(self.site().agent.report_stale_after)
     }
 
     pub async fn status(&self) -> AgentStatus {
@@ -361,10 +444,11 @@ impl App {
                     g.outcome == crate::store::Outcome::Failed && Some(g.number) > generation
                 })
                 .and_then(|g| g.error),
-        };
+        }
+        .map(|e| crate::redact::redact(&e));
         let now = now_unix();
-        let clusters = self
-            .site
+        let site = self.site();
+        let clusters = site
             .clusters
             .iter()
             .map(|c| {
@@ -422,12 +506,20 @@ impl App {
             })
             .collect();
         let unsaved = self.store.get().unsaved().ok().flatten();
+        let pinned = self
+            .store
+            .get()
+            .pinned()
+            .ok()
+            .flatten()
+            .map(|p| p.to_string());
         AgentStatus {
+            pinned,
             unsaved,
             nodes,
             kernel_checks,
-            gateway: self.site.gateway.name.clone(),
-            asn: self.site.gateway.asn,
+            gateway: self.site().gateway.name.clone(),
+            asn: self.site().gateway.asn,
             generation,
             last_apply_error,
             frr_error,
@@ -451,8 +543,8 @@ impl App {
         Ok(status::collect(
             generations,
             &self.vtysh,
-            &self.site.gateway.name,
-            self.site.gateway.asn,
+            &self.site().gateway.name,
+            self.site().gateway.asn,
         )
         .await)
     }
@@ -538,7 +630,7 @@ impl App {
             *lock(&self.last_frr) = Some(s);
         }
         let Some(kernel) = &self.kernel else { return };
-        if let Err(e) = netcheck::reconcile_segment(kernel, &self.site, false).await {
+        if let Err(e) = netcheck::reconcile_segment(kernel, &self.site(), false).await {
             tracing::error!(error = %e, "segment reconcile failed");
             let _ = self.store.get().event("segment-failed", &e.to_string());
         }
@@ -553,9 +645,9 @@ impl App {
         let facts = netcheck::LivenessFacts {
             nodes: self.liveness.view(),
             overlay: self.liveness.overlay(),
-            probing: self.site.liveness.enabled,
+            probing: self.site().liveness.enabled,
         };
-        let result = netcheck::validate(kernel, &self.site, ecmp, &frr, &reports, &facts)
+        let result = netcheck::validate(kernel, &self.site(), ecmp, &frr, &reports, &facts)
             .await
             .map_err(|e| e.to_string());
         if let Ok(v) = &result {
@@ -575,7 +667,8 @@ async fn reconciler(
     mut applier: Applier,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_secs(app.site.agent.drift_check_interval));
+    let mut tick =
+        tokio::time::interval(Duration::from_secs(app.site().agent.drift_check_interval));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut events = match Kernel::events() {
         Ok(rx) => Some(rx),
@@ -611,18 +704,32 @@ async fn reconciler(
             }
             _ = shutdown.changed() => return,
         };
+        // The operator's edits of the site file win over what the daemon read at start-up.
+        app.reload_site();
         if let Some(kernel) = &app.kernel {
-            if let Err(e) = netcheck::reconcile_segment(kernel, &app.site, false).await {
+            if let Err(e) = netcheck::reconcile_segment(kernel, &app.site(), false).await {
                 tracing::error!(error = %e, "segment reconcile failed");
             }
         }
-        let text = app.desired();
+        // A rollback pins its generation: keep it (re-assert it on drift) until unpinned.
+        let pinned = {
+            let store = app.store.get();
+            store
+                .pinned()
+                .ok()
+                .flatten()
+                .and_then(|p| store.get(p.generation).ok().flatten())
+        };
+        let (text, restores) = match pinned {
+            Some(g) => (g.config, Some(g.number)),
+            None => (app.desired(), None),
+        };
         let result = {
             // The overlay is read under the write lock, so the fast path never plans from an
             // overlay FRR was not given.
             let mut given = app.frr_write.lock().await;
             let overlay = app.liveness.overlay();
-            let result = applier.apply(&text, &overlay, source, None).await;
+            let result = applier.apply(&text, &overlay, source, restores).await;
             // Applied, or rolled back to the current generation: either way with this overlay.
             *given = overlay;
             let base = app.store.get().current().ok().flatten().map(|g| g.config);
@@ -646,21 +753,75 @@ async fn reconciler(
             }
             Err(e) => {
                 app.metrics.count_apply("failed");
+                let e = crate::redact::redact(&e.to_string());
                 tracing::error!(error = %e, "reconcile failed; keeping the last good generation");
-                Err(e.to_string())
+                Err(e)
             }
         };
         *app.last_apply.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
         let frr = app.collect_status().await.ok();
+        if let Some(s) = &frr {
+            app.flood_guard(s);
+        }
         app.kernel_pass(frr).await;
+    }
+}
+
+impl App {
+    /// Shuts every node that sent more routes than `bgp.maximum_prefix`, refused ones included.
+    fn flood_guard(&self, status: &status::Status) {
+        let limit = self.site().bgp.maximum_prefix;
+        let mut any = false;
+        for p in status
+            .peers
+            .iter()
+            .filter(|p| p.received > u64::from(limit))
+        {
+            tracing::warn!(cluster = %p.cluster, node = %p.node, neighbor = %p.address, received = p.received, limit, "too many routes: shutting the node's sessions");
+            self.liveness.flooded(
+                now_ms(),
+                &p.cluster,
+                &p.node,
+                p.received,
+                limit,
+                u64::from(self.site().bgp.maximum_prefix_restart),
+            );
+            any = true;
+        }
+        if any {
+            self.liveness_wake.notify_one();
+        }
+    }
+}
+
+/// Follows the site file: checked every two seconds and on SIGHUP; a valid change wakes the
+/// reconciler (which checks again before every apply, so a CLI `apply` after an edit and the
+/// daemon never disagree).
+async fn site_watch(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let mut poll = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {}
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                tracing::info!("SIGHUP: checking the site file");
+            }
+            _ = shutdown.changed() => return,
+        }
+        if app.reload_site() {
+            app.reconcile.notify_one();
+        }
     }
 }
 
 /// Probes the nodes every `interval_ms` and acts on what the probes and the reports say.
 async fn liveness_task(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let settings = app.liveness.settings.clone();
-    let interval = Duration::from_millis(settings.interval_ms);
-    let mut prober = if settings.enabled {
+    // The prober for the settings in force; opened again when the site file changes them.
+    let open = |settings: &bgplb_site::LivenessSettings| {
+        if !settings.enabled {
+            return None;
+        }
         match liveness::probe::Prober::new(settings.method, settings.tcp_port) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -669,14 +830,22 @@ async fn liveness_task(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver
                 None
             }
         }
-    } else {
-        None
     };
+    let mut settings = app.liveness.settings();
+    let mut prober = open(&settings);
     // Besides every change, the liveness is persisted this often (for `status` outside the
     // daemon: round-trip times, last answers).
     const PERSIST_EVERY: Duration = Duration::from_secs(30);
     let mut persisted = Instant::now();
     loop {
+        let now = app.liveness.settings();
+        if (now.enabled, now.method, now.tcp_port)
+            != (settings.enabled, settings.method, settings.tcp_port)
+        {
+            prober = open(&now);
+        }
+        settings = now;
+        let interval = Duration::from_millis(settings.interval_ms);
         let targets = app.liveness.targets();
         let round = async {
             match prober.as_mut() {
@@ -784,8 +953,9 @@ impl App {
             }
             Err(e) => {
                 self.metrics.observe_fast_path("failed", elapsed);
+                let e = crate::redact::redact(e);
                 tracing::error!(error = %e, "liveness fast path failed; the reconciler applies the overlay");
-                let _ = self.store.get().event("liveness-fast-path-failed", e);
+                let _ = self.store.get().event("liveness-fast-path-failed", &e);
             }
         }
         drop(given);
@@ -793,12 +963,12 @@ impl App {
     }
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
-pub async fn run(site: Site) -> Result<(), Error> {
+/// Runs the daemon until SIGINT or SIGTERM, following edits of the site file at `site_path`.
+pub async fn run(site: Site, site_path: PathBuf) -> Result<(), Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = site.agent.clone();
-    std::fs::create_dir_all(settings.data_dir.join("frr"))
-        .map_err(Error::io("cannot create", &settings.data_dir))?;
+    crate::files::private_dir(&settings.data_dir)?;
+    crate::files::private_dir(&settings.data_dir.join("frr"))?;
     let store = SharedStore::new(Store::open(&settings.data_dir.join("state.db"))?);
     let vtysh = Vtysh::new(&settings.frr);
     let password = desired::site_inputs(&site)?.password;
@@ -816,7 +986,14 @@ pub async fn run(site: Site) -> Result<(), Error> {
             None
         }
     };
-    let app = Arc::new(App::new(site, password, store, vtysh, kernel));
+    let app = Arc::new(App::new(
+        site,
+        Some(site_path),
+        password,
+        store,
+        vtysh,
+        kernel,
+    ));
 
     let tls_config = tls::server_config(&settings.tls)?;
     let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls_config);
@@ -852,6 +1029,7 @@ pub async fn run(site: Site) -> Result<(), Error> {
         ));
     }
     let reconcile = tokio::spawn(reconciler(app.clone(), applier, stop_rx.clone()));
+    tokio::spawn(site_watch(app.clone(), stop_rx.clone()));
     tokio::spawn(liveness_task(app.clone(), stop_rx.clone()));
 
     if let Some(addr) = settings.metrics_listen {

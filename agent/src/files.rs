@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -9,12 +10,19 @@ use crate::error::Error;
 
 /// Writes `contents` to `path` so that readers see the old file or the new one, never a part:
 /// a temporary file in the same directory, fsynced, renamed over the target, directory fsynced.
+/// The file is readable by its owner only (it may hold the BGP password).
 pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         f.write_all(contents.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -24,6 +32,24 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(Error::io("cannot write", path))
+}
+
+/// Creates the agent's private directory `dir` (and its parents) and makes it 0700: it holds
+/// the BGP password in rendered configurations and in the state database.
+pub fn private_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(Error::io("cannot create", dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(Error::io("cannot restrict", dir))
+}
+
+/// Makes an existing file readable by its owner only (the SQLite files).
+pub fn private_file(path: &Path) -> Result<(), Error> {
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io("cannot restrict", path)(e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Takes an exclusive lock on `path`, waiting up to `wait` for another holder to let go.

@@ -22,6 +22,7 @@ pub mod kstate;
 pub mod liveness;
 pub mod metrics;
 pub mod netcheck;
+pub mod redact;
 pub mod report;
 pub mod segment;
 pub mod status;

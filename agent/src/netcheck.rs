@@ -109,16 +109,27 @@ pub fn pool_ranges(site: &Site) -> Vec<Range> {
 
 /// The VIPs that should be routed, and via whom. From the clusters' reports when there are any:
 /// with externalTrafficPolicy Local only nodes with ready endpoints announce, with Cluster every
-/// Ready node does. Without reports, from FRR's BGP table (then the check is FIB against RIB).
+/// Ready node does; VIPs the gateway refuses on purpose (outside the cluster's enabled pools)
+/// are not expected; at most `maximum-paths` next hops are. Without reports, from FRR's BGP
+/// table (then the check is FIB against RIB).
 pub fn expected_vips(
+    site: &Site,
     reports: &[Report],
     bgp_routes: &BTreeMap<String, Vec<String>>,
-    pools: &[Range],
     liveness: &BTreeMap<(String, String), State>,
+    ecmp: bool,
 ) -> Vec<ExpectedVip> {
     let mut out = Vec::new();
     if !reports.is_empty() {
+        let widths = maximum_paths(site, reports, ecmp);
         for r in reports {
+            let accepted: Vec<Range> = site
+                .pools
+                .iter()
+                .filter(|p| !p.disabled)
+                .filter(|p| p.cluster.as_deref().is_none_or(|c| c == r.cluster))
+                .flat_map(|p| p.blocks.iter().filter_map(|b| Range::parse(b).ok()))
+                .collect();
             let nodes: BTreeMap<&str, &bgplb_proto::Node> = r
                 .nodes
                 .iter()
@@ -160,6 +171,9 @@ pub fn expected_vips(
                     let Ok(vip) = ip.split('/').next().unwrap_or(ip).parse::<IpAddr>() else {
                         continue;
                     };
+                    if !accepted.iter().any(|a| a.contains(vip)) {
+                        continue;
+                    }
                     let nexthops: BTreeSet<IpAddr> = announcing
                         .iter()
                         .filter_map(|n| {
@@ -175,12 +189,14 @@ pub fn expected_vips(
                         vip,
                         source: format!("{}: service {}/{}", r.cluster, s.namespace, s.name),
                         nexthops,
+                        width: if vip.is_ipv4() { widths.0 } else { widths.1 },
                     });
                 }
             }
         }
         return out;
     }
+    let pools = pool_ranges(site);
     for (prefix, via) in bgp_routes {
         let Ok(net) = prefix.parse::<ipnet::IpNet>() else {
             continue;
@@ -193,9 +209,39 @@ pub fn expected_vips(
             vip: net.addr(),
             source: "BGP table".into(),
             nexthops: via.iter().filter_map(|v| v.parse().ok()).collect(),
+            width: usize::MAX,
         });
     }
     out
+}
+
+/// The `maximum-paths` the render gives each family (IPv4, IPv6) for the reported node sets.
+fn maximum_paths(site: &Site, reports: &[Report], ecmp: bool) -> (usize, usize) {
+    let mut count = (0, 0);
+    for c in &site.clusters {
+        match reports.iter().find(|r| r.cluster == c.name) {
+            Some(r) => {
+                for n in r.nodes.iter().filter(|n| !n.deleting) {
+                    count.0 += usize::from(n.ipv4.is_some());
+                    count.1 += usize::from(n.ipv6.is_some());
+                }
+            }
+            None => {
+                for n in &c.nodes {
+                    count.0 += usize::from(n.ipv4.is_some());
+                    count.1 += usize::from(n.ipv6.is_some());
+                }
+            }
+        }
+    }
+    let width = |n: usize| {
+        usize::from(bgplb_site::gateway::maximum_paths(
+            site.bgp.maximum_paths,
+            ecmp,
+            n,
+        ))
+    };
+    (width(count.0), width(count.1))
 }
 
 /// What node liveness decided, for the checks: every node's state and the overlay FRR runs.
@@ -250,7 +296,11 @@ pub async fn validate(
 
     if let Some(e) = &ecmp {
         checks.push(if e.supported {
-            Check::new("ecmp", true, vec![format!("multipath: yes ({})", e.reason)])
+            let mut details = vec![format!("multipath: yes ({})", e.reason)];
+            if let Some(hint) = hash_policy_hint() {
+                details.push(hint);
+            }
+            Check::new("ecmp", true, details)
         } else {
             Check::warn(
                 "ecmp",
@@ -301,10 +351,19 @@ pub async fn validate(
             vec!["FRR's configuration file has what FRR runs".into()],
         ),
     });
+    if let Some(p) = &status.pinned {
+        checks.push(Check::warn("pin", vec![p.clone()]));
+    }
     checks.push(liveness_check(liveness));
 
     let pools = pool_ranges(site);
-    let expected = expected_vips(reports, &status.bgp_routes, &pools, &liveness.states());
+    let expected = expected_vips(
+        site,
+        reports,
+        &status.bgp_routes,
+        &liveness.states(),
+        crate::checks::ecmp_proven(ecmp.as_ref()),
+    );
     let fib = checks::fib_check(&expected, &state);
     checks.push(Check::new(
         "fib",
@@ -333,6 +392,15 @@ pub async fn validate(
         ecmp,
         fib,
         conflicts,
+    })
+}
+
+/// A note when the kernel hashes multipath routes by addresses only: every connection of one
+/// client then goes to the same node.
+fn hash_policy_hint() -> Option<String> {
+    let policy = std::fs::read_to_string("/proc/sys/net/ipv4/fib_multipath_hash_policy").ok()?;
+    (policy.trim() == "0").then(|| {
+        "hash policy: addresses only (each client sticks to one node); `sysctl -w net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1` spreads connections by port".to_string()
     })
 }
 
@@ -401,7 +469,8 @@ mod tests {
         let mut r: Report =
             serde_json::from_str(include_str!("../../proto/fixtures/report-home.json")).unwrap();
         r.nodes[2].ready = true;
-        let e = expected_vips(&[r], &BTreeMap::new(), &[], &BTreeMap::new());
+        let site = bgplb_site::parse(include_str!("../../config/site.toml")).unwrap();
+        let e = expected_vips(&site, &[r], &BTreeMap::new(), &BTreeMap::new(), true);
         let traefik = e
             .iter()
             .find(|x| x.vip.to_string() == "172.29.52.200")
@@ -434,9 +503,42 @@ mod tests {
             ("10.0.0.0/8".to_string(), vec!["172.29.51.11".to_string()]),
         ]
         .into();
-        let pools = [Range::parse("172.29.52.100-172.29.52.199").unwrap()];
-        let e = expected_vips(&[], &routes, &pools, &BTreeMap::new());
+        let site = bgplb_site::parse(include_str!("../../config/site.toml")).unwrap();
+        let e = expected_vips(&site, &[], &routes, &BTreeMap::new(), true);
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].source, "BGP table");
+    }
+
+    #[test]
+    fn refused_on_purpose_and_beyond_maximum_paths_is_not_expected() {
+        let mut r: Report =
+            serde_json::from_str(include_str!("../../proto/fixtures/report-home.json")).unwrap();
+        r.nodes[2].ready = true;
+        // A VIP in the disabled pool: the gateway refuses it on purpose.
+        r.services[1].ips[0] = "172.29.52.60".into();
+        let mut site = bgplb_site::parse(include_str!("../../config/site.toml")).unwrap();
+        site.bgp.maximum_paths = Some(2);
+        let e = expected_vips(&site, &[r], &BTreeMap::new(), &BTreeMap::new(), true);
+        assert!(
+            !e.iter().any(|x| x.vip.to_string() == "172.29.52.60"),
+            "{e:?}"
+        );
+        let traefik = e
+            .iter()
+            .find(|x| x.vip.to_string() == "172.29.52.200")
+            .unwrap();
+        assert_eq!((traefik.nexthops.len(), traefik.width), (3, 2));
+        // Without multipath: one next hop of the three is right.
+        let one = expected_vips(
+            &site,
+            std::slice::from_ref(
+                &serde_json::from_str(include_str!("../../proto/fixtures/report-home.json"))
+                    .unwrap(),
+            ),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            false,
+        );
+        assert!(one.iter().all(|x| x.width == 1));
     }
 }

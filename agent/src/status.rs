@@ -21,6 +21,8 @@ pub struct Status {
     pub frr_error: Option<String>,
     /// Why FRR's configuration file may lack what it runs (a failed `write memory`).
     pub unsaved: Option<String>,
+    /// A rollback's pin, when set.
+    pub pinned: Option<String>,
     pub peers: Vec<Peer>,
     /// Per cluster: its last report, the pools' usage and the services' VIPs with their routes.
     pub clusters: Vec<ClusterView>,
@@ -143,6 +145,7 @@ pub struct Generations {
     pub newest: Option<Generation>,
     pub reports: Vec<StoredReport>,
     pub unsaved: Option<String>,
+    pub pinned: Option<String>,
 }
 
 impl Generations {
@@ -152,6 +155,7 @@ impl Generations {
             newest: store.history(1)?.into_iter().next(),
             reports: store.reports()?,
             unsaved: store.unsaved()?,
+            pinned: store.pinned()?.map(|p| p.to_string()),
         })
     }
 }
@@ -163,6 +167,7 @@ pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn
         newest,
         reports,
         unsaved,
+        pinned,
     } = generations;
     let last_failure = newest
         .filter(|g| {
@@ -176,6 +181,7 @@ pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn
         last_failure,
         frr_error: None,
         unsaved,
+        pinned,
         peers: Vec::new(),
         clusters: Vec::new(),
         bgp_routes: BTreeMap::new(),
@@ -382,6 +388,9 @@ pub fn render_table(s: &Status) -> String {
     }
     if let Some(u) = &s.unsaved {
         out.push_str(&format!("NOT SAVED: {u}\n"));
+    }
+    if let Some(p) = &s.pinned {
+        out.push_str(&format!("PINNED: {p}\n"));
     }
     if let Some(e) = &s.frr_error {
         out.push_str(&format!("FRR: {e}\n"));

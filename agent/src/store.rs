@@ -134,6 +134,25 @@ pub struct SaveState {
     pub at: String,
 }
 
+/// A generation the daemon keeps instead of following the site file and the reports (set by
+/// `rollback`, cleared by `unpin` or `apply`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pin {
+    pub generation: i64,
+    pub at: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pinned to generation {} ({}, {}): the daemon keeps it instead of following the site file and the reports; `bgplb-agent unpin` resumes",
+            self.generation, self.reason, self.at
+        )
+    }
+}
+
 /// Stored node liveness: (cluster, node, JSON body) rows, and the overlay's JSON.
 pub type StoredLiveness = (Vec<(String, String, String)>, Option<String>);
 
@@ -159,7 +178,7 @@ impl SharedStore {
     }
 }
 
-// reports, liveness, overlay and saved tables added within version 1 (CREATE IF NOT EXISTS)
+// reports, liveness, overlay, saved and pin tables added within version 1 (CREATE IF NOT EXISTS)
 const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
@@ -202,6 +221,12 @@ CREATE TABLE IF NOT EXISTS saved (
     error       TEXT,
     at          TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pin (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    generation  INTEGER NOT NULL,
+    at          TEXT NOT NULL,
+    reason      TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     id       INTEGER PRIMARY KEY,
     at       TEXT NOT NULL,
@@ -218,11 +243,7 @@ impl Store {
             source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-                what: "cannot create the state directory",
-                path: dir.to_path_buf(),
-                source: e,
-            })?;
+            crate::files::private_dir(dir)?;
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
@@ -242,6 +263,12 @@ impl Store {
             });
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // Generations hold the BGP password: the database is the owner's only.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            crate::files::private_file(Path::new(&p))?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(err)?;
         Ok(Store {
@@ -474,11 +501,50 @@ impl Store {
         }))
     }
 
+    /// Pins generation `generation`.
+    pub fn pin(&self, generation: i64, reason: &str) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT INTO pin (id, generation, at, reason) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET generation = ?1, at = ?2, reason = ?3",
+                params![generation, now(), reason],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Removes the pin; returns the one there was.
+    pub fn unpin(&self) -> Result<Option<Pin>, Error> {
+        let pin = self.pinned()?;
+        self.conn
+            .execute("DELETE FROM pin", [])
+            .map_err(self.err())?;
+        Ok(pin)
+    }
+
+    pub fn pinned(&self) -> Result<Option<Pin>, Error> {
+        self.conn
+            .query_row(
+                "SELECT generation, at, reason FROM pin WHERE id = 1",
+                [],
+                |r| {
+                    Ok(Pin {
+                        generation: r.get(0)?,
+                        at: r.get(1)?,
+                        reason: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// Records an event; secrets in `message` are redacted.
     pub fn event(&self, kind: &str, message: &str) -> Result<(), Error> {
         self.conn
             .execute(
                 "INSERT INTO events (at, kind, message) VALUES (?1, ?2, ?3)",
-                params![now(), kind, message],
+                params![now(), kind, crate::redact::redact(message)],
             )
             .map_err(self.err())?;
         Ok(())

@@ -224,8 +224,8 @@ pub struct MaximumPrefix {
     pub limit: u32,
     /// Minutes after which FRR re-establishes a session it tore down; `None` keeps it down.
     pub restart_minutes: Option<u16>,
-    /// Count every received prefix, refused ones included (needs soft-reconfiguration): a node
-    /// flooding routes the policy drops is stopped too, instead of filling the gateway's memory.
+    /// Count every received prefix, refused ones included (needs soft-reconfiguration). Broken
+    /// before FRR 10.5 (it counts other peers' refused routes), so bgplb does not render it.
     pub force: bool,
 }
 

@@ -227,6 +227,9 @@ pub struct AgentStatus {
     /// Why FRR's configuration file lacks what FRR runs (a failed `write memory`), if it does.
     #[serde(default)]
     pub unsaved: Option<String>,
+    /// Set when a rollback pinned a generation: the agent keeps it until unpinned.
+    #[serde(default)]
+    pub pinned: Option<String>,
     #[serde(default)]
     pub frr_error: Option<String>,
     #[serde(default)]

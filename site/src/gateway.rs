@@ -127,7 +127,11 @@ pub fn gateway_config(site: &Site, inputs: &GatewayInputs) -> Config {
                     limit: policy.maximum_prefix,
                     restart_minutes: (policy.maximum_prefix_restart > 0)
                         .then_some(policy.maximum_prefix_restart),
-                    force: true,
+                    // Not `force`: before FRR 10.5 (commit bf12b93e0e) the count of refused
+                    // routes behind it walks every peer's adj-in against this peer's route-map
+                    // and never resets, so one node announcing junk tears down the sessions of
+                    // healthy nodes. The agent guards against floods of refused routes itself.
+                    force: false,
                 }),
             });
             let mut count = 0;

@@ -514,11 +514,18 @@ impl Site {
         if b.maximum_prefix == 0 {
             p.push(Problem::new("bgp.maximum_prefix", "must be at least 1"));
         }
-        if b.ebgp_multihop == Some(0) {
-            p.push(Problem::new(
+        match b.ebgp_multihop {
+            Some(0) => p.push(Problem::new(
                 "bgp.ebgp_multihop",
-                "must be 1-255 (leave it out for directly connected nodes)",
-            ));
+                "must be 2-255 (leave it out for directly connected nodes)",
+            )),
+            // A TTL of 1 is eBGP without multihop; FRR never prints it, so the read-back would
+            // differ on every apply and every apply would be rolled back.
+            Some(1) => p.push(Problem::new(
+                "bgp.ebgp_multihop",
+                "1 is what eBGP does without multihop (FRR does not keep it); leave it out for directly connected nodes, or use 2 or more",
+            )),
+            _ => {}
         }
         if self.agent.report_stale_after == 0 {
             p.push(Problem::new(

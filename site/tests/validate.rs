@@ -93,6 +93,11 @@ fn each_bad_site_names_its_problem() {
             "bgp.community: `64512:70000` is not a standard community",
         ),
         (
+            "multihop of one hop",
+            edit("# ebgp_multihop = 2", "ebgp_multihop = 1"),
+            "bgp.ebgp_multihop: 1 is what eBGP does without multihop",
+        ),
+        (
             "vlan mode without parent",
             edit(r#"mode = "routed""#, r#"mode = "vlan""#),
             "segment.parent: vlan mode needs the parent link",

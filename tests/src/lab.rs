@@ -165,6 +165,10 @@ impl Lab {
             "-w",
             "net.ipv4.ip_forward=1",
             "net.ipv6.conf.all.forwarding=1",
+            // Spread connections over the ECMP next hops by port, as a gateway serving one
+            // client's many connections should (the kernel's default hashes addresses only).
+            "net.ipv4.fib_multipath_hash_policy=1",
+            "net.ipv6.fib_multipath_hash_policy=1",
         ]);
 
         for i in 1..=spec.nodes {

@@ -295,3 +295,65 @@ exec $VTYSH "$@""#,
     let events = lab.agent_ok(&["history", "--events"]);
     assert!(events.contains("save-failed"), "{events}");
 }
+
+#[test]
+fn the_bgp_password_stays_private() {
+    use std::os::unix::fs::PermissionsExt;
+    const SECRET: &str = "s3cr3t-pw";
+    let lab = Lab::start(LabSpec {
+        nodes: 1,
+        ipv6: false,
+        password: Some(SECRET.into()),
+        ..LabSpec::default()
+    });
+    let mut site = lab.site();
+    // A vtysh that makes FRR refuse a line carrying the password: the error FRR prints names it.
+    site.agent.frr.vtysh = lab.vtysh_wrapper(
+        "vtysh-leaky",
+        &format!(
+            r#"script=""; prev=""
+for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
+case "$script" in
+  */apply.vtysh) [ -e {flag} ] && printf 'router bgp 64512\n neighbor BGPLB-home-V4 password {SECRET} extra words\nexit\n' >> "$script" ;;
+esac
+exec $VTYSH "$@""#,
+            flag = lab.dir.path().join("leak").display()
+        ),
+    );
+    lab.apply_and_wait(&site);
+    let data = &site.agent.data_dir;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(data), 0o700);
+    assert_eq!(mode(&data.join("frr")), 0o700);
+    for f in ["state.db", "frr/bgplb.conf", "frr/apply.vtysh"] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    assert!(
+        std::fs::read_to_string(data.join("frr/bgplb.conf"))
+            .unwrap()
+            .contains(SECRET),
+        "the rendered file keeps it (FRR needs it)"
+    );
+
+    // A failed apply whose error carries the password.
+    std::fs::write(lab.dir.path().join("leak"), "").unwrap();
+    let mut changed = site.clone();
+    changed.bgp.keepalive = 2;
+    changed.bgp.hold = 6;
+    lab.write_site(&changed);
+    let out = lab.agent(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    let shown = [
+        stderr(&out),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        lab.agent_ok(&["history", "--show", "1"]),
+        lab.agent_ok(&["history", "--json"]),
+        lab.agent_ok(&["history", "--events", "--json"]),
+        lab.agent_ok(&["status", "--json"]),
+    ];
+    for text in &shown {
+        assert!(!text.contains(SECRET), "the password leaked:\n{text}");
+    }
+    assert!(shown[0].contains("password <redacted>"), "{}", shown[0]);
+    assert!(shown[2].contains("password <redacted>"), "{}", shown[2]);
+}

@@ -136,19 +136,87 @@ fn more_prefixes_than_maximum_prefix_tear_the_session_down() {
 }
 
 #[test]
-fn refused_prefixes_count_towards_maximum_prefix() {
-    // `force`: refused routes count too, so junk cannot pile up behind the policy. FRR 8.4 checks
-    // the count when it accepts a route, so the teardown comes with the next acceptable one.
-    let lab = lab_with_maximum_prefix(3);
-    let node = &lab.nodes[0];
-    node.announce("172.29.52.100/32", COMMUNITY);
-    lab.wait_route("172.29.52.100", &["172.29.51.11"]);
-    for i in 1..=5 {
-        node.announce(&format!("10.0.{i}.0/24"), COMMUNITY);
-    }
-    wait_for("the junk to reach FRR", Duration::from_secs(10), || {
-        (lab.received_from("172.29.51.11").len() == 6).then_some(())
+fn refused_routes_of_one_node_never_take_down_another() {
+    // The reproduction of FRR 8.4's `maximum-prefix ... force` bug: node 1 announces 2 pool VIPs
+    // and 11 refused prefixes, node 2 announces 9 pool VIPs, all accepted, limit 20. With
+    // `force`, FRR counted node 1's refused routes against node 2 and tore node 2 down
+    // (`Idle (PfxCt)`); bgplb renders maximum-prefix without `force`.
+    let lab = Lab::start(LabSpec {
+        nodes: 2,
+        ipv6: false,
+        ..LabSpec::default()
     });
-    node.announce("172.29.52.101/32", COMMUNITY);
-    assert_torn_down_for_prefixes(&lab, "172.29.52.100");
+    let mut site = lab.site();
+    site.bgp.maximum_prefix = 20;
+    site.bgp.maximum_prefix_restart = 5;
+    lab.apply_and_wait(&site);
+    let (n1, n2) = (&lab.nodes[0], &lab.nodes[1]);
+    for i in 100..102 {
+        n1.announce(&format!("172.29.52.{i}/32"), COMMUNITY);
+    }
+    for i in 1..=11 {
+        n1.announce(&format!("10.0.{i}.0/24"), COMMUNITY);
+    }
+    for i in 110..119 {
+        n2.announce(&format!("172.29.52.{i}/32"), COMMUNITY);
+    }
+    wait_for("node 2's nine VIPs", Duration::from_secs(20), || {
+        (lab.accepted_from("172.29.51.12").len() == 9).then_some(())
+    });
+    wait_for("node 1's thirteen routes", Duration::from_secs(20), || {
+        (lab.received_from("172.29.51.11").len() == 13).then_some(())
+    });
+    // More announcements from both, then a moment for FRR to (wrongly) act.
+    n2.announce("172.29.52.119/32", COMMUNITY);
+    n1.announce("172.29.52.102/32", COMMUNITY);
+    std::thread::sleep(Duration::from_secs(3));
+    let states = lab.peer_states();
+    assert_eq!(states["172.29.51.12"], "Established", "{states:?}");
+    assert_eq!(states["172.29.51.11"], "Established", "{states:?}");
+    assert_eq!(lab.accepted_from("172.29.51.12").len(), 10);
+    assert!(!lab
+        .running_config()
+        .contains("maximum-prefix 20 restart 5 force"));
+}
+
+#[test]
+fn a_node_flooding_refused_routes_is_shut_by_the_agent() {
+    // Without `force`, FRR counts accepted routes only; the agent counts what each node sent
+    // (refused routes included) and shuts a node that sent more than maximum_prefix.
+    let mut lab = Lab::start(LabSpec {
+        nodes: 2,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let mut site = lab.daemon_site();
+    site.bgp.maximum_prefix = 10;
+    lab.write_site(&site);
+    lab.start_daemon();
+    lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
+    lab.nodes[1].announce("172.29.52.120/32", COMMUNITY);
+    for i in 1..=12 {
+        lab.nodes[0].announce(&format!("10.0.{i}.0/24"), COMMUNITY);
+    }
+    let node = wait_for("the agent to shut k8s-1", Duration::from_secs(30), || {
+        let status = lab.agent_status(1);
+        let n = status["nodes"]
+            .as_array()?
+            .iter()
+            .find(|n| n["node"] == "k8s-1")?
+            .clone();
+        (n["state"] == "down").then_some(n)
+    });
+    assert!(
+        node["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sent 12 routes, more than bgp.maximum_prefix (10)"),
+        "{node}"
+    );
+    assert!(lab
+        .running_config()
+        .contains("neighbor 172.29.51.11 shutdown"));
+    // The well-behaved node is untouched.
+    assert_eq!(lab.peer_states()["172.29.51.12"], "Established");
+    lab.wait_route("172.29.52.120", &["172.29.51.12"]);
 }

@@ -35,12 +35,12 @@ pub use tracker::{State, Transition};
 
 /// Everything the daemon knows about node liveness.
 pub struct Liveness {
-    pub settings: LivenessSettings,
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
+    settings: LivenessSettings,
     tracker: Tracker,
     /// Every node's addresses (the sessions the gateway has with it).
     addresses: BTreeMap<Key, Vec<IpAddr>>,
@@ -152,13 +152,22 @@ impl Liveness {
             nodes: saved.into_iter().collect(),
         };
         Liveness {
-            settings,
             inner: Mutex::new(Inner {
+                settings,
                 tracker,
                 addresses: BTreeMap::new(),
                 overlay,
             }),
         }
+    }
+
+    pub fn settings(&self) -> LivenessSettings {
+        lock(&self.inner).settings.clone()
+    }
+
+    /// New settings (the site file changed); the probe task picks them up with its next round.
+    pub fn set_settings(&self, settings: LivenessSettings) {
+        lock(&self.inner).settings = settings;
     }
 
     /// The node set the gateway peers with (from the reports or the site's static nodes).
@@ -187,6 +196,32 @@ impl Liveness {
         }
     }
 
+    /// A node sent `received` routes (refused ones included), more than `limit`: shut it for
+    /// `minutes`. FRR's own maximum-prefix counts only accepted routes (see the render), so this
+    /// is what keeps a node from filling the gateway's memory with routes the policy refuses.
+    pub fn flooded(
+        &self,
+        now: u64,
+        cluster: &str,
+        node: &str,
+        received: u64,
+        limit: u32,
+        minutes: u64,
+    ) {
+        let mut inner = lock(&self.inner);
+        if let Some(n) = inner
+            .tracker
+            .nodes
+            .get_mut(&(cluster.to_string(), node.to_string()))
+        {
+            n.flood = Some(tracker::Flood {
+                received,
+                limit,
+                until: now + minutes.max(1) * 60_000,
+            });
+        }
+    }
+
     /// Every address to probe.
     pub fn targets(&self) -> Vec<IpAddr> {
         let inner = lock(&self.inner);
@@ -200,7 +235,10 @@ impl Liveness {
     pub fn observe(&self, now: u64, answers: &BTreeMap<IpAddr, Duration>) -> bool {
         let mut inner = lock(&self.inner);
         let Inner {
-            tracker, addresses, ..
+            tracker,
+            addresses,
+            settings,
+            ..
         } = &mut *inner;
         let mut first = false;
         for (key, node) in tracker.nodes.iter_mut() {
@@ -212,7 +250,7 @@ impl Liveness {
                 .min()
                 .map(|d| d.as_micros() as u64);
             first |= rtt.is_some() && !node.answered_ever;
-            node.observe(now, rtt, &self.settings);
+            node.observe(now, rtt, settings);
         }
         first
     }
@@ -220,7 +258,10 @@ impl Liveness {
     /// Re-evaluates every verdict. `None` when nothing changed.
     pub fn step(&self, now: u64) -> Option<Step> {
         let mut inner = lock(&self.inner);
-        let transitions = inner.tracker.step(now, &self.settings);
+        let Inner {
+            tracker, settings, ..
+        } = &mut *inner;
+        let transitions = tracker.step(now, settings);
         let after = overlay(&inner.tracker, &inner.addresses);
         if transitions.is_empty() && after == inner.overlay {
             return None;

@@ -64,6 +64,14 @@ pub struct Signals {
     pub deleting: bool,
 }
 
+/// A node shut for flooding the gateway with routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flood {
+    pub received: u64,
+    pub limit: u32,
+    pub until: u64,
+}
+
 /// Everything known about one node; persisted, so a restarted agent keeps a dead node down.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
@@ -87,6 +95,10 @@ pub struct Node {
     /// When the companion's Ready turned true after being false (drained until `settle` passed).
     pub ready_since: Option<u64>,
     pub verdict: Verdict,
+    /// Shut for sending more routes than `bgp.maximum_prefix` (refused ones included): until
+    /// when, and how many it sent.
+    #[serde(default)]
+    pub flood: Option<Flood>,
     /// When the verdict last changed.
     pub since: u64,
     /// How many times the state changed since the node was first seen.
@@ -107,6 +119,7 @@ impl Node {
             last_answer: None,
             signals: None,
             ready_since: None,
+            flood: None,
             verdict: Verdict::up(),
             since: now,
             transitions: 0,
@@ -185,6 +198,14 @@ impl Node {
             if !sig.ready {
                 return down("NotReady (reported by the companion)".into());
             }
+        }
+        if let Some(f) = self.flood.filter(|f| now < f.until) {
+            return down(format!(
+                "sent {} routes, more than bgp.maximum_prefix ({}); shut until {}",
+                f.received,
+                f.limit,
+                crate::liveness::format_unix_ms(f.until)
+            ));
         }
         if self.probe_down && s.enabled {
             return down(if self.suppressed {
