@@ -201,18 +201,67 @@ async fn receive(
         serde_json::error::Category::Data => ApiError::WrongType(e.to_string()),
         _ => ApiError::Malformed(e.to_string()),
     })?;
-    app.accept(site_cluster, report, &body)
+    app.accept(site_cluster, report, &body).await
+}
+
+/// Who is asking, from the client certificate's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Caller {
+    /// `spiffe://bgplb/operator`: every cluster.
+    Operator,
+    /// `spiffe://bgplb/cluster/<name>`: that cluster only.
+    Cluster(String),
+}
+
+fn caller(tls: &Option<Extension<Arc<TlsInfo>>>) -> Result<Caller, ApiError> {
+    let der = tls
+        .as_ref()
+        .and_then(|Extension(info)| info.peer_certificates.first().cloned())
+        .ok_or(ApiError::NoClientCertificate)?;
+    let ids = crate::tls::identities(&der);
+    if ids.iter().any(|i| i == bgplb_proto::OPERATOR_IDENTITY) {
+        return Ok(Caller::Operator);
+    }
+    ids.iter()
+        .find_map(|i| i.strip_prefix(bgplb_proto::CLUSTER_IDENTITY_PREFIX))
+        .map(|c| Caller::Cluster(c.to_string()))
+        .ok_or(ApiError::WrongIdentity {
+            cluster: "any".into(),
+            identities: ids,
+        })
 }
 
 async fn get_status(
     State(app): State<Arc<App>>,
     tls: Option<Extension<Arc<TlsInfo>>>,
 ) -> Result<Json<bgplb_proto::AgentStatus>, ApiError> {
-    // Any client the CA vouches for may read status.
-    if tls.is_none_or(|Extension(i)| i.peer_certificates.is_empty()) {
-        return Err(ApiError::NoClientCertificate);
+    let caller = caller(&tls)?;
+    let mut status = app.status().await;
+    if let Caller::Cluster(c) = &caller {
+        scope_status(&mut status, c);
     }
-    Ok(Json(app.status().await))
+    Ok(Json(status))
+}
+
+/// Leaves what concerns cluster `mine` only: its report, sessions and nodes, and check details
+/// that name no other cluster.
+fn scope_status(status: &mut bgplb_proto::AgentStatus, mine: &str) {
+    let others: Vec<String> = status
+        .clusters
+        .iter()
+        .map(|c| c.name.clone())
+        .filter(|n| n != mine)
+        .collect();
+    status.clusters.retain(|c| c.name == mine);
+    status.peers.retain(|p| p.cluster == mine);
+    status.nodes.retain(|n| n.cluster == mine);
+    for check in &mut status.kernel_checks {
+        check.details.retain(|d| {
+            !others
+                .iter()
+                .any(|o| d.contains(&format!("({o}:")) || d.contains(&format!("{o}/")))
+        });
+    }
 }
 
 /// At most this many targets per probe request.
@@ -225,16 +274,39 @@ async fn post_probe(
     tls: Option<Extension<Arc<TlsInfo>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<bgplb_proto::ProbeResponse>, ApiError> {
-    if tls.is_none_or(|Extension(i)| i.peer_certificates.is_empty()) {
-        return Err(ApiError::NoClientCertificate);
-    }
+    let caller = caller(&tls)?;
     let body = body.map_err(|e| ApiError::BadBody(e.body_text()))?;
     let req: bgplb_proto::ProbeRequest =
         serde_json::from_slice(&body).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => ApiError::WrongType(e.to_string()),
             _ => ApiError::Malformed(e.to_string()),
         })?;
-    let pools = crate::netcheck::pool_ranges(&app.site());
+    // An operator may probe any pool address; a cluster its own VIPs (its last report) and
+    // addresses of the pools only it may use.
+    let site = app.site();
+    let pools: Vec<bgplb_site::Range> = match &caller {
+        Caller::Operator => crate::netcheck::pool_ranges(&site),
+        Caller::Cluster(c) => site
+            .pools
+            .iter()
+            .filter(|p| p.cluster.as_deref() == Some(c.as_str()))
+            .flat_map(|p| {
+                p.blocks
+                    .iter()
+                    .filter_map(|b| bgplb_site::Range::parse(b).ok())
+            })
+            .collect(),
+    };
+    let own: std::collections::BTreeSet<std::net::IpAddr> = match &caller {
+        Caller::Operator => Default::default(),
+        Caller::Cluster(c) => app.reported_vips(c),
+    };
+    let whose = match &caller {
+        Caller::Operator => "a pool of the site".to_string(),
+        Caller::Cluster(c) => {
+            format!("a VIP of cluster `{c}` (its last report) or a pool only it uses")
+        }
+    };
     let mut problems = Vec::new();
     if req.targets.len() > MAX_PROBES {
         problems.push(Problem {
@@ -245,10 +317,12 @@ async fn post_probe(
     let mut targets = Vec::new();
     for (i, t) in req.targets.iter().enumerate() {
         match t.ip.parse::<std::net::IpAddr>() {
-            Ok(ip) if pools.iter().any(|r| r.contains(ip)) => targets.push((ip, t.port)),
+            Ok(ip) if own.contains(&ip) || pools.iter().any(|r| r.contains(ip)) => {
+                targets.push((ip, t.port))
+            }
             Ok(ip) => problems.push(Problem {
                 path: format!("targets[{i}].ip"),
-                message: format!("{ip} is not inside a pool of the site"),
+                message: format!("{ip} is not {whose}"),
             }),
             Err(_) => problems.push(Problem {
                 path: format!("targets[{i}].ip"),

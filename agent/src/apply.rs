@@ -110,7 +110,7 @@ impl Applier {
         Ok(Planned {
             plan,
             running,
-            current: self.store.get().current()?,
+            current: self.store.blocking(|s| s.current())?,
             hash: hash(desired),
         })
     }
@@ -146,14 +146,16 @@ impl Applier {
             });
         }
         let source = if same_as_current && source != Source::Rollback {
-            self.store.get().event(
-                "drift",
-                &format!(
-                    "FRR drifted from generation {}: {} change(s) re-applied",
-                    current.as_ref().map_or(0, |c| c.number),
-                    plan.changes.len()
-                ),
-            )?;
+            self.store.blocking(|s| {
+                s.event(
+                    "drift",
+                    &format!(
+                        "FRR drifted from generation {}: {} change(s) re-applied",
+                        current.as_ref().map_or(0, |c| c.number),
+                        plan.changes.len()
+                    ),
+                )
+            })?;
             Source::Drift
         } else {
             source
@@ -184,17 +186,19 @@ impl Applier {
         };
 
         let Some(detail) = failure else {
-            let generation = self.store.get().record(&NewGeneration {
-                source,
-                config: desired,
-                hash: &hash,
-                outcome: Outcome::Applied,
-                error: None,
-                script: &script,
-                changes: plan.changes.len(),
-                restores,
-                rolled_back_to: None,
-                duration_ms: started.elapsed().as_millis(),
+            let generation = self.store.blocking(|s| {
+                s.record(&NewGeneration {
+                    source,
+                    config: desired,
+                    hash: &hash,
+                    outcome: Outcome::Applied,
+                    error: None,
+                    script: &script,
+                    changes: plan.changes.len(),
+                    restores,
+                    rolled_back_to: None,
+                    duration_ms: started.elapsed().as_millis(),
+                })
             })?;
             tracing::info!(generation, changes = plan.changes.len(), "applied");
             let mut warnings = plan.warnings.clone();
@@ -202,7 +206,7 @@ impl Applier {
                 self.ensure_saved(Some(generation)).await?
             } else {
                 self.save(Some(generation)).await?;
-                self.store.get().unsaved()?
+                self.store.blocking(|s| s.unsaved())?
             };
             warnings.extend(unsaved);
             return Ok(Applied::Applied {
@@ -233,22 +237,26 @@ impl Applier {
                  run `bgplb-agent apply` again once FRR answers"
             ),
         };
-        let generation = self.store.get().record(&NewGeneration {
-            source,
-            config: desired,
-            hash: &hash,
-            outcome: Outcome::Failed,
-            error: Some(&format!("{detail}; {rollback}")),
-            script: &script,
-            changes: plan.changes.len(),
-            restores,
-            rolled_back_to: rolled_back_to.filter(|_| rollback.starts_with("FRR was")),
-            duration_ms: started.elapsed().as_millis(),
+        let generation = self.store.blocking(|s| {
+            s.record(&NewGeneration {
+                source,
+                config: desired,
+                hash: &hash,
+                outcome: Outcome::Failed,
+                error: Some(&format!("{detail}; {rollback}")),
+                script: &script,
+                changes: plan.changes.len(),
+                restores,
+                rolled_back_to: rolled_back_to.filter(|_| rollback.starts_with("FRR was")),
+                duration_ms: started.elapsed().as_millis(),
+            })
         })?;
-        self.store.get().event(
-            "apply-failed",
-            &format!("generation {generation}: {detail}; {rollback}"),
-        )?;
+        self.store.blocking(|s| {
+            s.event(
+                "apply-failed",
+                &format!("generation {generation}: {detail}; {rollback}"),
+            )
+        })?;
         tracing::info!(generation, detail = %crate::redact::redact(&detail), %rollback, "apply failed");
         Err(Error::ApplyFailed {
             generation,
@@ -266,15 +274,17 @@ impl Applier {
         let result = self.vtysh.write_memory().await.map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::warn!(error = %e, "write memory failed");
-            self.store.get().event(
-                "save-failed",
-                &format!(
-                    "generation {}: {e}",
-                    generation.map_or("-".into(), |g| g.to_string())
-                ),
-            )?;
+            self.store.blocking(|s| {
+                s.event(
+                    "save-failed",
+                    &format!(
+                        "generation {}: {e}",
+                        generation.map_or("-".into(), |g| g.to_string())
+                    ),
+                )
+            })?;
         }
-        self.store.get().set_saved(generation, result)
+        self.store.blocking(|s| s.set_saved(generation, result))
     }
 
     /// Retries a save that failed before; returns why FRR's file is still behind, if it is.
@@ -282,11 +292,11 @@ impl Applier {
         if !self.save {
             return Ok(None);
         }
-        let failed = self.store.get().saved()?.is_some_and(|s| !s.ok);
+        let failed = self.store.blocking(|s| s.saved())?.is_some_and(|s| !s.ok);
         if failed {
             self.save(generation).await?;
         }
-        self.store.get().unsaved()
+        self.store.blocking(|s| s.unsaved())
     }
 
     /// Reads FRR back: the owned part must match `desired` exactly.
@@ -330,14 +340,16 @@ impl Applier {
         overlay: &Overlay,
     ) -> Result<(Generation, Applied), Error> {
         let target = match to {
-            Some(n) => self.store.get().get(n)?.ok_or(Error::NoSuchGeneration(n))?,
+            Some(n) => self
+                .store
+                .blocking(|s| s.get(n))?
+                .ok_or(Error::NoSuchGeneration(n))?,
             None => {
-                let current = self.store.get().current()?.ok_or_else(|| {
+                let current = self.store.blocking(|s| s.current())?.ok_or_else(|| {
                     Error::NoRollbackTarget("no generation has been applied yet".into())
                 })?;
                 self.store
-                    .get()
-                    .previous_applied(current.number)?
+                    .blocking(|s| s.previous_applied(current.number))?
                     .ok_or_else(|| {
                         Error::NoRollbackTarget(format!(
                             "generation {} is the first applied one",

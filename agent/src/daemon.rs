@@ -44,6 +44,41 @@ use crate::store::{SharedStore, Source, Store, StoredReport};
 use crate::vtysh::Vtysh;
 use crate::{desired, status, tls};
 
+/// What kernel events can matter for: the segment, the node subnets, the pools.
+fn interest(site: &Site) -> Vec<ipnet::IpNet> {
+    let mut nets: Vec<ipnet::IpNet> = site
+        .segment
+        .ipv4
+        .into_iter()
+        .chain(site.segment.ipv6)
+        .collect();
+    nets.extend(
+        site.clusters
+            .iter()
+            .flat_map(|c| c.node_subnets.iter().copied()),
+    );
+    nets.extend(netcheck::pool_ranges(site).iter().flat_map(|r| r.cidrs()));
+    nets
+}
+
+/// A configuration that failed to apply, and when it may be tried again.
+struct Backoff {
+    hash: String,
+    until: Instant,
+    delay: Duration,
+}
+
+/// Retries of a configuration that failed: 10 s, doubling up to 10 minutes. Another desired
+/// configuration (a report, a site edit) is applied at once.
+const BACKOFF_FIRST: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(600);
+
+/// How old a status read may be for scrapes.
+const STATUS_TTL: Duration = Duration::from_secs(5);
+
+/// Refused requests written as events per cluster label and minute; the rest are only counted.
+const REFUSALS_PER_MINUTE: u32 = 20;
+
 /// Reports arriving within this window are applied together.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
@@ -84,6 +119,12 @@ pub struct App {
     frr_write: tokio::sync::Mutex<Overlay>,
     /// The generation FRR runs: what the fast path plans the overlay against.
     applied_base: Mutex<Option<String>>,
+    /// Refusal events written per cluster label in the current minute.
+    refusals: Mutex<BTreeMap<String, (Instant, u32)>>,
+    /// The last read of FRR's status, and when.
+    status_cache: Mutex<Option<(Instant, status::Status)>>,
+    /// Reports are accepted one at a time.
+    accepting: tokio::sync::Mutex<()>,
 }
 
 /// What the loaded site depends on: the site file's bytes and its password file's.
@@ -133,6 +174,9 @@ impl App {
             liveness_wake: Notify::new(),
             frr_write: tokio::sync::Mutex::new(overlay),
             applied_base: Mutex::new(applied_base),
+            refusals: Mutex::new(BTreeMap::new()),
+            status_cache: Mutex::new(None),
+            accepting: tokio::sync::Mutex::new(()),
             site_file: site_path.map(|p| {
                 let fingerprint = fingerprint(&p, &site);
                 (p, Mutex::new(fingerprint))
@@ -214,10 +258,12 @@ impl App {
         match result {
             Ok((site, password)) => {
                 tracing::info!(path = %path.display(), "site file reloaded");
-                let _ = self.store.get().event(
-                    "site-reloaded",
-                    &format!("{} changed and was reloaded", path.display()),
-                );
+                let _ = self.store.blocking(|s| {
+                    s.event(
+                        "site-reloaded",
+                        &format!("{} changed and was reloaded", path.display()),
+                    )
+                });
                 self.liveness.set_settings(site.liveness.clone());
                 *lock(&self.password) = password;
                 *self.site.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(site);
@@ -228,13 +274,15 @@ impl App {
             }
             Err(e) => {
                 tracing::error!(error = %e, "the changed site file is not valid; keeping the previous one");
-                let _ = self.store.get().event(
-                    "site-invalid",
-                    &format!(
-                        "{} changed but is not valid; the previous site stays in force: {e}",
-                        path.display()
-                    ),
-                );
+                let _ = self.store.blocking(|s| {
+                    s.event(
+                        "site-invalid",
+                        &format!(
+                            "{} changed but is not valid; the previous site stays in force: {e}",
+                            path.display()
+                        ),
+                    )
+                });
                 false
             }
         }
@@ -253,7 +301,7 @@ impl App {
     /// Restores the last accepted report of every cluster from SQLite, checked against the
     /// current site file (which may have changed since).
     fn load_reports(&self) {
-        let stored = match self.store.get().reports() {
+        let stored = match self.store.blocking(|s| s.reports()) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read stored reports; starting from the site file");
@@ -296,30 +344,38 @@ impl App {
                 Err(e) => {
                     let msg = format!("stored report of cluster {} no longer passes the site file ({e}); using the site's static nodes until the next report", r.cluster);
                     tracing::warn!(cluster = %r.cluster, "{msg}");
-                    let _ = self.store.get().event("stored-report-invalid", &msg);
+                    let _ = self
+                        .store
+                        .blocking(|s| s.event("stored-report-invalid", &msg));
                 }
             }
         }
     }
 
     /// Accepts a report that passed TLS and parsing: generation, then content, then store.
-    pub fn accept(
+    pub async fn accept(
         &self,
         cluster: &Cluster,
         report: Report,
         body: &[u8],
     ) -> Result<ReportAccepted, ApiError> {
+        // One report at a time, waited for without holding a worker thread; the clusters' map
+        // is locked only for moments, never across SQLite.
+        let _serial = self.accepting.lock().await;
         let hash = hex::encode(Sha256::digest(body));
-        let mut clusters = self.clusters();
-        let state = clusters.entry(cluster.name.clone()).or_default();
-        if let Some(have) = state.generation {
-            if report.generation == have && state.hash.as_deref() == Some(hash.as_str()) {
+        let previous = self
+            .clusters()
+            .get(&cluster.name)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(have) = previous.generation {
+            if report.generation == have && previous.hash.as_deref() == Some(hash.as_str()) {
                 self.metrics.count_report(&cluster.name, "duplicate");
                 return Ok(ReportAccepted {
                     cluster: cluster.name.clone(),
                     generation: report.generation,
                     duplicate: true,
-                    warnings: state
+                    warnings: previous
                         .checked
                         .as_ref()
                         .map(|c| c.warnings.clone())
@@ -334,7 +390,7 @@ impl App {
                 });
             }
         }
-        let current: Vec<bgplb_site::NodeSpec> = match &state.checked {
+        let current: Vec<bgplb_site::NodeSpec> = match &previous.checked {
             Some(c) => c.nodes.clone(),
             None => cluster
                 .nodes
@@ -350,33 +406,39 @@ impl App {
                 }
             })?;
         let received_unix = now_unix();
+        let stored = StoredReport {
+            cluster: cluster.name.clone(),
+            generation: report.generation,
+            hash: hash.clone(),
+            received_at: crate::store::now(),
+            received_unix,
+            body: String::from_utf8_lossy(body).into_owned(),
+        };
         self.store
-            .get()
-            .save_report(&StoredReport {
-                cluster: cluster.name.clone(),
-                generation: report.generation,
-                hash: hash.clone(),
-                received_at: crate::store::now(),
-                received_unix,
-                body: String::from_utf8_lossy(body).into_owned(),
-            })
+            .blocking(|s| s.save_report(&stored))
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let warnings = checked.warnings.clone();
-        *state = ClusterState {
-            checked: Some(checked),
-            generation: Some(report.generation),
-            report: Some(report),
-            hash: Some(hash),
-            received_unix: Some(received_unix),
-            last_refusal: None,
-        };
-        let generation = state.generation.unwrap_or_default();
-        drop(clusters);
+        // A heartbeat that changes nothing the gateway renders costs no apply.
+        let changes_desired = previous.checked.as_ref() != Some(&checked);
+        let generation = report.generation;
+        self.clusters().insert(
+            cluster.name.clone(),
+            ClusterState {
+                checked: Some(checked),
+                generation: Some(generation),
+                report: Some(report),
+                hash: Some(hash),
+                received_unix: Some(received_unix),
+                last_refusal: None,
+            },
+        );
         self.metrics.count_report(&cluster.name, "accepted");
         tracing::info!(cluster = %cluster.name, generation, "report accepted");
         self.refresh_liveness_nodes();
         self.liveness_wake.notify_one();
-        self.reconcile.notify_one();
+        if changes_desired {
+            self.reconcile.notify_one();
+        }
         Ok(ReportAccepted {
             cluster: cluster.name.clone(),
             generation,
@@ -408,10 +470,44 @@ impl App {
                 .or_default()
                 .last_refusal = Some(message.clone());
         }
-        let _ = self
-            .store
-            .get()
-            .event("report-refused", &format!("cluster {cluster}: {message}"));
+        // What one client's refused requests can write is bounded: identical refusals are
+        // counted on one event, and at most REFUSALS_PER_MINUTE events per cluster label.
+        if self.refusal_budget(label) {
+            let _ = self
+                .store
+                .get()
+                .event("report-refused", &format!("cluster {cluster}: {message}"));
+        } else {
+            self.metrics.events_suppressed.inc();
+        }
+    }
+
+    /// Whether a refusal of `label` may still be written this minute.
+    fn refusal_budget(&self, label: &str) -> bool {
+        let mut budget = lock(&self.refusals);
+        let now = Instant::now();
+        let (start, count) = budget.entry(label.to_string()).or_insert((now, 0));
+        if now.duration_since(*start) >= Duration::from_secs(60) {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        *count <= REFUSALS_PER_MINUTE
+    }
+
+    /// The VIPs of cluster `cluster`'s last accepted report.
+    pub fn reported_vips(&self, cluster: &str) -> std::collections::BTreeSet<IpAddr> {
+        self.clusters()
+            .get(cluster)
+            .and_then(|s| s.report.as_ref())
+            .map(|r| {
+                r.services
+                    .iter()
+                    .flat_map(|s| s.ips.iter())
+                    .filter_map(|ip| ip.split('/').next()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The desired FRR configuration from the site and the accepted reports.
@@ -430,13 +526,12 @@ impl App {
     }
 
     pub async fn status(&self) -> AgentStatus {
-        let (generation, last_failure) = {
-            let store = self.store.get();
+        let (generation, last_failure) = self.store.blocking(|store| {
             (
                 store.current().ok().flatten().map(|g| g.number),
                 store.history(1).ok().and_then(|h| h.into_iter().next()),
             )
-        };
+        });
         let last_apply_error = match &*self.last_apply.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(Err(e)) => Some(e.clone()),
             _ => last_failure
@@ -465,7 +560,7 @@ impl App {
                 }
             })
             .collect();
-        let (peers, frr_error) = match self.collect_status().await {
+        let (peers, frr_error) = match self.cached_status().await {
             Ok(s) => (s.peers, s.frr_error),
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
@@ -505,7 +600,7 @@ impl App {
                 node: v.node,
             })
             .collect();
-        let unsaved = self.store.get().unsaved().ok().flatten();
+        let unsaved = self.store.blocking(|s| s.unsaved()).ok().flatten();
         let pinned = self
             .store
             .get()
@@ -538,21 +633,41 @@ impl App {
         }
     }
 
+    /// A fresh read of FRR (several vtysh runs); also refreshes the cache scrapes use.
     async fn collect_status(&self) -> Result<status::Status, Error> {
-        let generations = status::Generations::read(&self.store.get())?;
-        Ok(status::collect(
+        let generations = self.store.blocking(|s| status::Generations::read(s))?;
+        let site = self.site();
+        let s = status::collect(
             generations,
             &self.vtysh,
-            &self.site().gateway.name,
-            self.site().gateway.asn,
+            &site.gateway.name,
+            site.gateway.asn,
         )
-        .await)
+        .await;
+        *lock(&self.status_cache) = Some((Instant::now(), s.clone()));
+        Ok(s)
+    }
+
+    /// FRR's status no older than STATUS_TTL: scrapes of `/metrics`, `/readyz` and
+    /// `/v1/status` do not each cost a round of vtysh runs.
+    async fn cached_status(&self) -> Result<status::Status, Error> {
+        if let Some((at, s)) = lock(&self.status_cache).as_ref() {
+            if at.elapsed() < STATUS_TTL {
+                return Ok(s.clone());
+            }
+        }
+        self.collect_status().await
     }
 
     /// Why the agent is not ready, if it is not: FRR must answer and the last reconcile succeed.
     pub async fn not_ready(&self) -> Option<String> {
-        if let Err(e) = self.vtysh.running().await {
-            return Some(e.to_string());
+        match self.cached_status().await {
+            Err(e) => return Some(e.to_string()),
+            Ok(s) => {
+                if let Some(e) = s.frr_error {
+                    return Some(e);
+                }
+            }
         }
         match &*self.last_apply.lock().unwrap_or_else(|p| p.into_inner()) {
             None => Some("the first reconcile has not finished".into()),
@@ -563,7 +678,7 @@ impl App {
 
     /// Refreshes the gauges that describe FRR and the reports.
     pub async fn refresh_metrics(&self) {
-        match self.collect_status().await {
+        match self.cached_status().await {
             Ok(s) if s.frr_error.is_none() => {
                 self.metrics.frr_up.set(1);
                 self.metrics.set_peers(&s.peers);
@@ -573,10 +688,10 @@ impl App {
                 self.metrics.set_peers(&[]);
             }
         }
-        if let Ok(Some(g)) = self.store.get().current() {
+        if let Ok(Some(g)) = self.store.blocking(|s| s.current()) {
             self.metrics.generation.set(g.number);
         }
-        if let Ok(unsaved) = self.store.get().unsaved() {
+        if let Ok(unsaved) = self.store.blocking(|s| s.unsaved()) {
             self.metrics
                 .frr_config_saved
                 .set(i64::from(unsaved.is_none()));
@@ -632,7 +747,9 @@ impl App {
         let Some(kernel) = &self.kernel else { return };
         if let Err(e) = netcheck::reconcile_segment(kernel, &self.site(), false).await {
             tracing::error!(error = %e, "segment reconcile failed");
-            let _ = self.store.get().event("segment-failed", &e.to_string());
+            let _ = self
+                .store
+                .blocking(|s| s.event("segment-failed", &e.to_string()));
         }
         let frr = lock(&self.last_frr).clone();
         let Some(frr) = frr else { return };
@@ -670,7 +787,7 @@ async fn reconciler(
     let mut tick =
         tokio::time::interval(Duration::from_secs(app.site().agent.drift_check_interval));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut events = match Kernel::events() {
+    let mut events = match Kernel::events(interest(&app.site())) {
         Ok(rx) => Some(rx),
         Err(e) => {
             tracing::error!(error = %e, "cannot watch kernel events; checking on the drift interval only");
@@ -686,6 +803,7 @@ async fn reconciler(
     }
     app.metrics.ecmp_supported.set(i64::from(ecmp.supported));
     *lock(&app.ecmp) = Some(ecmp);
+    let mut backoff: Option<Backoff> = None;
     loop {
         let source = tokio::select! {
             _ = app.reconcile.notified() => {
@@ -699,6 +817,7 @@ async fn reconciler(
                 if let Some(rx) = events.as_mut() {
                     while rx.try_recv().is_ok() {}
                 }
+                app.metrics.kernel_passes.inc();
                 app.kernel_pass(None).await;
                 continue;
             }
@@ -712,18 +831,28 @@ async fn reconciler(
             }
         }
         // A rollback pins its generation: keep it (re-assert it on drift) until unpinned.
-        let pinned = {
-            let store = app.store.get();
+        let pinned = app.store.blocking(|store| {
             store
                 .pinned()
                 .ok()
                 .flatten()
                 .and_then(|p| store.get(p.generation).ok().flatten())
-        };
+        });
         let (text, restores) = match pinned {
             Some(g) => (g.config, Some(g.number)),
             None => (app.desired(), None),
         };
+        // The same configuration failed before: wait out the backoff (each failure records a
+        // generation row and an event; retrying every tick would fill the disk).
+        let hash = crate::apply::hash(&text);
+        if let Some(b) = backoff.as_ref().filter(|b| b.hash == hash) {
+            if Instant::now() < b.until {
+                tracing::debug!(retry_in = ?b.until - Instant::now(), "the same configuration failed before: backing off");
+                let frr = app.collect_status().await.ok();
+                app.kernel_pass(frr).await;
+                continue;
+            }
+        }
         let result = {
             // The overlay is read under the write lock, so the fast path never plans from an
             // overlay FRR was not given.
@@ -732,9 +861,30 @@ async fn reconciler(
             let result = applier.apply(&text, &overlay, source, restores).await;
             // Applied, or rolled back to the current generation: either way with this overlay.
             *given = overlay;
-            let base = app.store.get().current().ok().flatten().map(|g| g.config);
+            let base = app
+                .store
+                .blocking(|s| s.current())
+                .ok()
+                .flatten()
+                .map(|g| g.config);
             *lock(&app.applied_base) = base;
             result
+        };
+        backoff = match (&result, backoff.take()) {
+            (Ok(_), _) => None,
+            (Err(_), Some(b)) if b.hash == hash => {
+                let delay = (b.delay * 2).min(BACKOFF_MAX);
+                Some(Backoff {
+                    hash,
+                    until: Instant::now() + delay,
+                    delay,
+                })
+            }
+            (Err(_), _) => Some(Backoff {
+                hash,
+                until: Instant::now() + BACKOFF_FIRST,
+                delay: BACKOFF_FIRST,
+            }),
         };
         let outcome = match &result {
             Ok(Applied::Unchanged { .. }) => {
@@ -826,7 +976,9 @@ async fn liveness_task(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::error!(error = %e, "node liveness probing is off");
-                let _ = app.store.get().event("liveness-off", &e.to_string());
+                let _ = app
+                    .store
+                    .blocking(|s| s.event("liveness-off", &e.to_string()));
                 None
             }
         }
@@ -955,7 +1107,9 @@ impl App {
                 self.metrics.observe_fast_path("failed", elapsed);
                 let e = crate::redact::redact(e);
                 tracing::error!(error = %e, "liveness fast path failed; the reconciler applies the overlay");
-                let _ = self.store.get().event("liveness-fast-path-failed", &e);
+                let _ = self
+                    .store
+                    .blocking(|s| s.event("liveness-fast-path-failed", &e));
             }
         }
         drop(given);
@@ -1023,7 +1177,9 @@ pub async fn run(site: Site, site_path: PathBuf) -> Result<(), Error> {
                         })
                         .inc();
                     tracing::error!(error = %e, "TLS files changed but cannot be loaded; keeping the previous ones");
-                    let _ = app.store.get().event("tls-reload-failed", &e.to_string());
+                    let _ = app
+                        .store
+                        .blocking(|s| s.event("tls-reload-failed", &e.to_string()));
                 }
             },
         ));

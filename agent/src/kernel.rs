@@ -343,8 +343,10 @@ impl Kernel {
     }
 
     /// A stream of kernel change notifications (links, addresses, routes, neighbours); each item
-    /// only says "something changed".
-    pub fn events() -> Result<tokio::sync::mpsc::Receiver<()>, KernelError> {
+    /// only says "something changed". Route and neighbour events count only when they touch
+    /// `interest` (the segment, the node subnets, the pools): a LAN's ARP traffic and the WAN's
+    /// routes do not start a pass.
+    pub fn events(interest: Vec<IpNet>) -> Result<tokio::sync::mpsc::Receiver<()>, KernelError> {
         use futures::StreamExt;
         use rtnetlink::MulticastGroup;
         let (conn, _handle, mut messages) = rtnetlink::new_multicast_connection(&[
@@ -361,6 +363,9 @@ impl Kernel {
         tokio::spawn(async move {
             while let Some((msg, _)) = messages.next().await {
                 tracing::trace!(?msg, "netlink event");
+                if !matters(&msg, &interest) {
+                    continue;
+                }
                 // A full channel already holds a pending "changed": coalesce.
                 if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(()) {
                     return;
@@ -368,6 +373,32 @@ impl Kernel {
             }
         });
         Ok(rx)
+    }
+}
+
+/// Whether a netlink event can change what the agent checks or owns.
+fn matters(
+    msg: &rtnetlink::packet_core::NetlinkMessage<netlink_packet_route::RouteNetlinkMessage>,
+    interest: &[IpNet],
+) -> bool {
+    use netlink_packet_route::RouteNetlinkMessage as M;
+    use rtnetlink::packet_core::NetlinkPayload;
+    let NetlinkPayload::InnerMessage(m) = &msg.payload else {
+        return false;
+    };
+    let touches = |net: IpNet| interest.iter().any(|i| i.contains(&net) || net.contains(i));
+    match m {
+        M::NewNeighbour(n) | M::DelNeighbour(n) => n.attributes.iter().any(|a| match a {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
+                touches(IpNet::from(IpAddr::V4(*v4)))
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
+                touches(IpNet::from(IpAddr::V6(*v6)))
+            }
+            _ => false,
+        }),
+        M::NewRoute(r) | M::DelRoute(r) => route(r).is_some_and(|r| touches(r.dst)),
+        _ => true,
     }
 }
 

@@ -69,6 +69,8 @@ pub struct Metrics {
     pub fast_path: Family<ResultLabel, Counter>,
     pub fast_path_seconds: Histogram,
     pub frr_config_saved: Gauge,
+    pub events_suppressed: Counter,
+    pub kernel_passes: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -123,6 +125,8 @@ impl Metrics {
                 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
             ]),
             frr_config_saved: Gauge::default(),
+            events_suppressed: Counter::default(),
+            kernel_passes: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -231,6 +235,16 @@ impl Metrics {
             "frr_config_saved",
             "0 when FRR's configuration file lacks what FRR runs (write memory failed)",
             m.frr_config_saved.clone(),
+        );
+        registry.register(
+            "events_suppressed",
+            "Refused requests not written as events (over 20 per cluster and minute)",
+            m.events_suppressed.clone(),
+        );
+        registry.register(
+            "kernel_passes",
+            "Kernel passes (segment re-asserted, checks run) after a relevant kernel event",
+            m.kernel_passes.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -115,13 +115,16 @@ pub struct StoredReport {
     pub body: String,
 }
 
-/// One event (refused report, rollback, drift, ...).
+/// One event (refused report, rollback, drift, ...). The same kind and message again only
+/// counts: `repeats` and `last_at`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     pub id: i64,
     pub at: String,
     pub kind: String,
     pub message: String,
+    pub repeats: i64,
+    pub last_at: Option<String>,
 }
 
 /// Whether FRR's configuration file has what FRR runs (the last `write memory`).
@@ -170,6 +173,19 @@ impl SharedStore {
         SharedStore(std::sync::Arc::new(std::sync::Mutex::new(store)))
     }
 
+    /// Runs `f` with the store, off the async workers' feet: SQLite may wait for a lock (up to
+    /// the busy timeout) or fsync, and the runtime's other tasks (TLS handshakes, the probes)
+    /// must go on meanwhile. On a current-thread runtime (the tests) it simply runs.
+    pub fn blocking<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        let run = || f(&mut self.get());
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(run)
+            }
+            _ => run(),
+        }
+    }
+
     /// The store, for one short operation.
     pub fn get(&self) -> std::sync::MutexGuard<'_, Store> {
         // A panic while holding the lock cannot leave SQLite inconsistent (it has its own
@@ -179,7 +195,13 @@ impl SharedStore {
 }
 
 // reports, liveness, overlay, saved and pin tables added within version 1 (CREATE IF NOT EXISTS)
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// From version 1: events count their repeats instead of repeating rows.
+const MIGRATE_TO_2: &str = "
+ALTER TABLE events ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE events ADD COLUMN last_at TEXT;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS generations (
@@ -263,6 +285,13 @@ impl Store {
             });
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
+        let has_repeats: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'repeats'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(err)?;
+        if !has_repeats {
+            conn.execute_batch(MIGRATE_TO_2).map_err(err)?;
+        }
         // Generations hold the BGP password: the database is the owner's only.
         for suffix in ["", "-wal", "-shm"] {
             let mut p = path.as_os_str().to_owned();
@@ -539,21 +568,39 @@ impl Store {
             .map_err(self.err())
     }
 
-    /// Records an event; secrets in `message` are redacted.
+    /// Records an event; secrets in `message` are redacted. When the last event of this kind
+    /// has the same message, it is counted again instead of written again.
     pub fn event(&self, kind: &str, message: &str) -> Result<(), Error> {
-        self.conn
-            .execute(
-                "INSERT INTO events (at, kind, message) VALUES (?1, ?2, ?3)",
-                params![now(), kind, crate::redact::redact(message)],
+        let message = crate::redact::redact(message);
+        let last: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT id, message FROM events WHERE kind = ?1 ORDER BY id DESC LIMIT 1",
+                [kind],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
+            .optional()
             .map_err(self.err())?;
+        match last {
+            Some((id, m)) if m == message => self.conn.execute(
+                "UPDATE events SET repeats = repeats + 1, last_at = ?1 WHERE id = ?2",
+                params![now(), id],
+            ),
+            _ => self.conn.execute(
+                "INSERT INTO events (at, kind, message) VALUES (?1, ?2, ?3)",
+                params![now(), kind, message],
+            ),
+        }
+        .map_err(self.err())?;
         Ok(())
     }
 
     pub fn events(&self, limit: usize) -> Result<Vec<Event>, Error> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, at, kind, message FROM events ORDER BY id DESC LIMIT ?1")
+            .prepare(
+                "SELECT id, at, kind, message, repeats, last_at FROM events ORDER BY id DESC LIMIT ?1",
+            )
             .map_err(self.err())?;
         let rows = stmt
             .query_map([limit as i64], |r| {
@@ -562,6 +609,8 @@ impl Store {
                     at: r.get(1)?,
                     kind: r.get(2)?,
                     message: r.get(3)?,
+                    repeats: r.get(4)?,
+                    last_at: r.get(5)?,
                 })
             })
             .map_err(self.err())?;
@@ -625,6 +674,45 @@ mod tests {
         assert_eq!(store.current().unwrap().unwrap().config, "c");
         assert_eq!(store.previous_applied(three).unwrap().unwrap().number, 1);
         assert_eq!(store.history(10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn repeated_events_are_counted_not_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        for _ in 0..50 {
+            store
+                .event("segment-failed", "parent br0 is missing")
+                .unwrap();
+            store.event("drift", "one change re-applied").unwrap();
+        }
+        store
+            .event("segment-failed", "parent br1 is missing")
+            .unwrap();
+        let events = store.events(100).unwrap();
+        assert_eq!(events.len(), 3, "{events:#?}");
+        assert_eq!(events[1].repeats, 50);
+        assert_eq!(events[2].repeats, 50);
+        assert!(events[2].last_at.is_some());
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE events (id INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL);
+                 INSERT INTO events (at, kind, message) VALUES ('2026-11-25T00:00:00Z', 'drift', 'old');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        store.event("drift", "old").unwrap();
+        let events = store.events(10).unwrap();
+        assert_eq!((events.len(), events[0].repeats), (1, 2));
     }
 
     #[test]

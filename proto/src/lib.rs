@@ -26,8 +26,15 @@ pub fn report_path(cluster: &str) -> String {
 
 /// The identity a companion's client certificate carries (URI SAN) to report for `cluster`.
 pub fn identity(cluster: &str) -> String {
-    format!("spiffe://bgplb/cluster/{cluster}")
+    format!("{CLUSTER_IDENTITY_PREFIX}{cluster}")
 }
+
+/// Prefix of a cluster's identity.
+pub const CLUSTER_IDENTITY_PREFIX: &str = "spiffe://bgplb/cluster/";
+
+/// The identity of an operator's certificate: status of every cluster, probes to any pool
+/// address. A cluster's certificate sees and probes only its own cluster.
+pub const OPERATOR_IDENTITY: &str = "spiffe://bgplb/operator";
 
 /// What the companion observed in its cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -122,6 +122,16 @@ pub fn generate(dir: &Path) {
             },
         ),
         (
+            "operator",
+            &main,
+            Leaf {
+                name: "bgplb operator",
+                sans: vec![uri("spiffe://bgplb/operator")],
+                usage: ExtendedKeyUsagePurpose::ClientAuth,
+                expired: false,
+            },
+        ),
+        (
             "other-ca-home",
             &other,
             Leaf {

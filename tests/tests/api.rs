@@ -376,3 +376,201 @@ fn sorted(a: &[&str]) -> Vec<String> {
     v.sort();
     v
 }
+
+#[test]
+fn each_cluster_sees_and_probes_only_its_own() {
+    let lab = lab_with_daemon();
+    let ns = lab.nodes[0].ns.clone();
+    assert_eq!(
+        request(&ns, Some("companion-home"), "PUT", URL, body(&report(1))).status(),
+        Some(202)
+    );
+    lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
+    let status = |identity: &str| {
+        request(
+            &ns,
+            Some(identity),
+            "GET",
+            "https://172.29.51.1:7443/v1/status",
+            None,
+        )
+        .json()
+    };
+    let home = status("companion-home");
+    assert_eq!(home["clusters"][0]["name"], "home");
+    assert!(!home["peers"].as_array().unwrap().is_empty());
+    // Another cluster's certificate sees nothing of cluster home.
+    let other = status("companion-lab");
+    for key in ["clusters", "peers", "nodes"] {
+        assert_eq!(other[key], serde_json::json!([]), "{key}: {other}");
+    }
+    // An operator sees every cluster.
+    let operator = status("operator");
+    assert_eq!(operator["clusters"], home["clusters"]);
+    assert_eq!(operator["peers"], home["peers"]);
+
+    // Probes: a cluster probes its own VIPs; not another cluster's, not unused pool addresses.
+    let probe = |identity: &str, ip: &str| {
+        request(
+            &ns,
+            Some(identity),
+            "POST",
+            "https://172.29.51.1:7443/v1/probe",
+            body(&serde_json::json!({"targets": [{"ip": ip, "port": 80}]})),
+        )
+    };
+    let own = "172.29.52.200"; // ingress/traefik in the report
+    assert_eq!(probe("companion-home", own).status(), Some(200));
+    let refused = probe("companion-lab", own);
+    assert_eq!(refused.status(), Some(422), "{refused:?}");
+    assert!(refused.json()["problems"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not a VIP of cluster `lab`"));
+    assert_eq!(probe("companion-home", "172.29.52.170").status(), Some(422));
+    assert_eq!(probe("operator", "172.29.52.170").status(), Some(200));
+    assert_eq!(probe("operator", "192.0.2.1").status(), Some(422));
+}
+
+#[test]
+fn a_locked_database_does_not_freeze_the_api() {
+    // Someone holds the state database's write lock (a CLI apply, a backup): reports wait on
+    // it, but the API keeps answering: SQLite runs off the async workers.
+    let lab = lab_with_daemon();
+    let ns = lab.nodes[0].ns.clone();
+    assert_eq!(
+        request(&ns, Some("companion-home"), "PUT", URL, body(&report(1))).status(),
+        Some(202)
+    );
+    let db = lab.dir.path().join("data/state.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let waiting: Vec<_> = (2..5)
+        .map(|g| {
+            let ns = ns.clone();
+            std::thread::spawn(move || {
+                request(&ns, Some("companion-home"), "PUT", URL, body(&report(g)))
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // Reports are stuck behind the lock, and yet a new TLS session is served.
+    let agent: std::net::SocketAddr = "172.29.51.1:7443".parse().unwrap();
+    let served = tls_session(
+        &ns,
+        agent,
+        &pki_dir().join("ca.crt"),
+        Some("companion-home"),
+    );
+    let still_waiting = waiting.iter().filter(|w| !w.is_finished()).count();
+    conn.execute_batch("ROLLBACK").unwrap();
+    let answers: Vec<Answer> = waiting.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(served.is_ok(), "{served:?}");
+    assert!(
+        still_waiting > 0,
+        "the reports were not waiting on the lock: the test proves nothing"
+    );
+    for a in answers {
+        assert!(
+            matches!(a.status(), Some(202) | Some(409) | Some(500)),
+            "{a:?}"
+        );
+    }
+}
+
+#[test]
+fn refused_requests_write_a_bounded_number_of_events() {
+    let lab = lab_with_daemon();
+    let ns = lab.nodes[0].ns.clone();
+    // Thirty different bad reports in a row: each refusal counts, at most twenty are written.
+    for i in 0..30u64 {
+        let mut r = report(1000 + i);
+        r["services"][0]["ips"][0] = format!("172.29.53.{i}").into();
+        let a = request(&ns, Some("companion-home"), "PUT", URL, body(&r));
+        assert_eq!(a.status(), Some(422));
+    }
+    let events: serde_json::Value =
+        serde_json::from_str(&lab.agent_ok(&["history", "--events", "--json", "--limit", "100"]))
+            .unwrap();
+    let written = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "report-refused")
+        .count();
+    assert_eq!(written, 20);
+    assert_eq!(lab.agent_metric("bgplb_events_suppressed_total"), 10.0);
+    assert_eq!(
+        lab.agent_metric("bgplb_reports_total{cluster=\"home\",result=\"refused\"}"),
+        30.0
+    );
+}
+
+#[test]
+fn heartbeats_and_scrapes_cost_frr_little() {
+    // A heartbeat that changes nothing the gateway renders runs no apply; scrapes of
+    // /metrics and /readyz share one read of FRR per few seconds.
+    let mut lab = Lab::start(LabSpec {
+        nodes: 2,
+        ..LabSpec::default()
+    });
+    let mut site = lab.daemon_site();
+    site.agent.drift_check_interval = 3600;
+    let log = lab.dir.path().join("vtysh.log");
+    site.agent.frr.vtysh = lab.vtysh_wrapper(
+        "vtysh-counting",
+        &format!(
+            r#"echo "$*" >> {}
+exec $VTYSH "$@""#,
+            log.display()
+        ),
+    );
+    lab.write_site(&site);
+    lab.start_daemon();
+    let ns = lab.nodes[0].ns.clone();
+    assert_eq!(
+        request(&ns, Some("companion-home"), "PUT", URL, body(&report(1))).status(),
+        Some(202)
+    );
+    lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let reconciles = |lab: &Lab| {
+        ["applied", "unchanged", "failed"]
+            .iter()
+            .map(|r| {
+                let text = lab.agent_metric_text();
+                let sample = format!("bgplb_applies_total{{result=\"{r}\"}} ");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&sample)?.trim().parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            })
+            .sum::<f64>()
+    };
+    let before = reconciles(&lab);
+    for g in 2..7 {
+        assert_eq!(
+            request(&ns, Some("companion-home"), "PUT", URL, body(&report(g))).status(),
+            Some(202)
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(reconciles(&lab), before, "a heartbeat ran a reconcile");
+
+    let reads = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("show bgp summary json"))
+            .count()
+    };
+    let start = reads();
+    for _ in 0..10 {
+        lab.agent_metric_text();
+        lab.agent_readyz();
+    }
+    assert!(
+        reads() - start <= 2,
+        "{} reads of FRR for 20 scrapes",
+        reads() - start
+    );
+}

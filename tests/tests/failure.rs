@@ -357,3 +357,36 @@ exec $VTYSH "$@""#,
     assert!(shown[0].contains("password <redacted>"), "{}", shown[0]);
     assert!(shown[2].contains("password <redacted>"), "{}", shown[2]);
 }
+
+#[test]
+fn a_failing_apply_backs_off() {
+    // FRR refuses every apply: the daemon retries after 10 s, then 20 s, ... instead of on every
+    // drift check (5 s in the lab), each attempt being a generation row and an event.
+    let mut lab = Lab::start(LabSpec {
+        nodes: 1,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let mut site = lab.daemon_site();
+    site.agent.frr.vtysh = lab.vtysh_wrapper(
+        "vtysh-refusing",
+        r#"script=""; prev=""
+for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
+case "$script" in
+  */apply.vtysh) printf 'router bgp 64512\n neighbor BGPLB-home-V4 frobnicate\nexit\n' >> "$script" ;;
+esac
+exec $VTYSH "$@""#,
+    );
+    lab.write_site(&site);
+    lab.start_daemon();
+    std::thread::sleep(std::time::Duration::from_secs(25));
+    let failed = history(&lab)
+        .iter()
+        .filter(|g| g["outcome"] == "failed")
+        .count();
+    // Attempts at 0 s, 10 s and 30 s at most; every drift check would have made five.
+    assert!(
+        (1..=3).contains(&failed),
+        "{failed} failed attempts in 25 s"
+    );
+}

@@ -408,3 +408,56 @@ fn the_fib_check_catches_withdrawn_routes_wrong_next_hops_and_shadowing() {
         },
     );
 }
+
+#[test]
+fn only_kernel_events_that_matter_start_a_pass() {
+    // Neighbour churn of the whole LAN must not re-run the kernel checks; a pool address does.
+    let mut lab = bgplb_tests::Lab::start(bgplb_tests::LabSpec {
+        nodes: 1,
+        ipv6: false,
+        ..bgplb_tests::LabSpec::default()
+    });
+    let site = lab.daemon_site();
+    lab.write_site(&site);
+    lab.start_daemon();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let passes = || lab.agent_metric("bgplb_kernel_passes_total");
+    let before = passes();
+    for i in 1..=30 {
+        bgplb_tests::cmd::run(&[
+            "ip",
+            "-n",
+            &lab.gw,
+            "neigh",
+            "add",
+            &format!("192.0.2.{i}"),
+            "lladdr",
+            &format!("02:00:00:00:00:{i:02x}"),
+            "dev",
+            "br51",
+            "nud",
+            "permanent",
+        ]);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(passes(), before, "unrelated neighbours started a pass");
+    bgplb_tests::cmd::run(&[
+        "ip",
+        "-n",
+        &lab.gw,
+        "neigh",
+        "add",
+        "172.29.52.150",
+        "lladdr",
+        "02:00:00:00:01:50",
+        "dev",
+        "br51",
+        "nud",
+        "permanent",
+    ]);
+    bgplb_tests::cmd::wait_for(
+        "a pass for the pool address",
+        std::time::Duration::from_secs(10),
+        || (passes() > before).then_some(()),
+    );
+}
