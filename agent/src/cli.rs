@@ -299,6 +299,14 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             let mut s =
                 status::collect(generations, &vtysh, &site.gateway.name, site.gateway.asn).await;
             s.liveness = facts.nodes.iter().map(status::NodeView::from).collect();
+            for view in &mut s.clusters {
+                let report = reports.iter().find(|r| r.cluster == view.name);
+                if let (Some(cluster), Some(report)) = (site.cluster(&view.name), report) {
+                    if let Ok(c) = crate::report::check(&site, cluster, report, None) {
+                        view.warnings = c.warnings;
+                    }
+                }
+            }
             match kernel_validation(&site, &s, &reports, &facts).await {
                 Ok(v) => s.kernel = Some(v),
                 Err(e) => eprintln!("warning: kernel checks skipped: {e}"),

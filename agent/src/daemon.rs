@@ -557,6 +557,11 @@ impl App {
                     last_refusal: s.last_refusal.clone(),
                     nodes: s.checked.as_ref().map_or(c.nodes.len(), |k| k.nodes.len()),
                     services: s.report.as_ref().map_or(0, |r| r.services.len()),
+                    warnings: s
+                        .checked
+                        .as_ref()
+                        .map(|k| k.warnings.clone())
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -715,6 +720,12 @@ impl App {
                     .get_or_create(&label)
                     .set(i64::from(age as u64 > self.stale_after().as_secs()));
             }
+            self.metrics
+                .report_warnings
+                .get_or_create(&ClusterLabel {
+                    cluster: name.clone(),
+                })
+                .set(s.checked.as_ref().map_or(0, |c| c.warnings.len() as i64));
             for pool in s.report.iter().flat_map(|r| r.pools.iter()) {
                 let labels = PoolLabels {
                     cluster: name.clone(),

@@ -71,6 +71,7 @@ pub struct Metrics {
     pub frr_config_saved: Gauge,
     pub events_suppressed: Counter,
     pub kernel_passes: Counter,
+    pub report_warnings: Family<ClusterLabel, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -127,6 +128,7 @@ impl Metrics {
             frr_config_saved: Gauge::default(),
             events_suppressed: Counter::default(),
             kernel_passes: Counter::default(),
+            report_warnings: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -245,6 +247,11 @@ impl Metrics {
             "kernel_passes",
             "Kernel passes (segment re-asserted, checks run) after a relevant kernel event",
             m.kernel_passes.clone(),
+        );
+        registry.register(
+            "report_warnings",
+            "What the cluster's last report carried that the gateway ignores (pools or VIPs outside the site's pools, ...)",
+            m.report_warnings.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -125,13 +125,12 @@ pub fn check(
                     let inside = site_ranges.iter().any(|(_, _, s)| {
                         s.start <= r.start && r.end <= s.end && s.is_ipv4() == r.is_ipv4()
                     });
+                    // A pool outside the site's (the old L2 pool during a migration, another
+                    // controller's) is not the gateway's business: ignored, said, never accepted.
                     if !inside {
-                        problems.push(problem(
-                            path,
-                            format!(
-                                "pool `{}` block {block} is not inside the site's pools; the gateway never accepts more than the site file allows",
-                                pool.name
-                            ),
+                        warnings.push(format!(
+                            "{path}: pool `{}` block {block} is outside the site's pools: ignored (the gateway never accepts more than the site file allows)",
+                            pool.name
                         ));
                     } else if !pool.disabled {
                         narrow.push(r);
@@ -154,9 +153,8 @@ pub fn check(
                 }
             };
             match site_ranges.iter().find(|(_, _, r)| r.contains(addr)) {
-                None => problems.push(problem(
-                    path,
-                    format!("{who}: VIP {addr} is outside every pool of the site"),
+                None => warnings.push(format!(
+                    "{path}: {who}: VIP {addr} is outside every pool of the site: ignored (the gateway refuses its route)"
                 )),
                 Some((pool, true, _)) => warnings.push(format!(
                     "{who}: VIP {addr} is in disabled pool `{pool}`; the gateway does not accept it"
@@ -304,16 +302,12 @@ mod tests {
         let mut r = report();
         r.nodes[0].ipv4 = Some("172.29.50.11".into());
         r.nodes[1].ipv6 = Some("not-an-address".into());
-        r.services[0].ips[0] = "172.29.53.7".into();
         r.services[1].ips[0] = "172.29.52.0/24".into();
-        r.pools[0].blocks[0] = "172.29.52.0/24".into();
         let found = problems(&r);
         let expect = [
             "nodes[0].ipv4: node `k8s-1` address 172.29.50.11 is outside the node subnets",
             "nodes[1].ipv6: `not-an-address` is not an IP address",
-            "services[0].ips[0]: service ingress/traefik: VIP 172.29.53.7 is outside every pool",
             "services[1].ips[0]: service media/jellyfin: 172.29.52.0/24 is a /24 prefix, not a host route",
-            "pools[0].blocks[0]: pool `bgp-default` block 172.29.52.0/24 is not inside the site's pools",
         ];
         for e in expect {
             assert!(
@@ -393,6 +387,28 @@ mod tests {
         // Stored reports (None) are not judged again on this rule.
         s.clusters[0].allow_empty_reports = false;
         assert!(check(&s, &s.clusters[0], &r, None).is_ok());
+    }
+
+    #[test]
+    fn pools_and_vips_outside_the_site_are_ignored_with_a_warning() {
+        // The old L2 pool and its services during a migration, or another controller's.
+        let s = site();
+        let mut r = report();
+        r.services[0].ips[0] = "172.29.51.240".into();
+        r.pools.push(bgplb_proto::Pool {
+            name: "l2-old".into(),
+            blocks: vec!["172.29.51.200-172.29.51.250".into()],
+            ..Default::default()
+        });
+        let c = check(&s, &s.clusters[0], &r, None).unwrap();
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("172.29.51.240 is outside every pool")));
+        assert!(c.warnings.iter().any(|w| w.contains("pool `l2-old`")));
+        // Only the site's pools narrow; the old pool adds nothing.
+        assert_eq!(c.narrow.as_ref().unwrap().len(), 3);
     }
 
     #[test]

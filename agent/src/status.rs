@@ -75,6 +75,8 @@ pub struct ClusterView {
     pub nodes: usize,
     pub pools: Vec<PoolView>,
     pub services: Vec<ServiceView>,
+    /// What the report carries that the gateway ignores.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -219,6 +221,7 @@ fn cluster_view(
         report_generation: stored.generation,
         report_received_at: stored.received_at.clone(),
         report_age_secs: (now - stored.received_unix).max(0),
+        warnings: Vec::new(),
         nodes: report.nodes.iter().filter(|n| !n.deleting).count(),
         pools: report
             .pools
@@ -449,6 +452,9 @@ pub fn render_table(s: &Status) -> String {
                 })
                 .collect();
             out.push_str(&format!("  pools used: {}\n", pools.join(", ")));
+        }
+        for w in &c.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
         }
         for svc in &c.services {
             for v in &svc.vips {

@@ -16,6 +16,8 @@ use serde_json::Value;
 
 /// Annotation Cilium LB-IPAM uses to let services share an IP.
 pub const SHARING_KEY: &str = "lbipam.cilium.io/sharing-key";
+/// The sharing key's older name, still honoured by Cilium's LB-IPAM (`pkg/annotation/k8s.go`).
+pub const LEGACY_SHARING_KEY: &str = "io.cilium/lb-ipam-sharing-key";
 
 /// Which of Cilium's BGP objects exist.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,9 +128,30 @@ fn node(n: &Node) -> Option<RNode> {
     })
 }
 
+/// The load-balancer class Cilium's BGP control plane serves.
+pub const BGP_CLASS: &str = "io.cilium/bgp-control-plane";
+
+/// Whether Cilium's BGP control plane advertises this LoadBalancer Service: no
+/// `loadBalancerClass` or its own (it skips every other class: `pkg/bgpv1/manager/reconcilerv2/
+/// service.go`, "Ignore service managed by an unsupported LB class"), and not labelled
+/// `bgplb.io/no-advertise` (the rendered advertisement's selector excludes it).
+pub fn advertised_by_bgp(s: &Service) -> bool {
+    let class_ok = s
+        .spec
+        .as_ref()
+        .and_then(|sp| sp.load_balancer_class.as_deref())
+        .is_none_or(|c| c == BGP_CLASS);
+    let excluded = s
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(bgplb_cilium::naming::NO_ADVERTISE_KEY));
+    class_ok && !excluded
+}
+
 fn service(s: &Service, slices: &[EndpointSlice]) -> Option<RService> {
     let spec = s.spec.as_ref()?;
-    if spec.type_.as_deref() != Some("LoadBalancer") {
+    if spec.type_.as_deref() != Some("LoadBalancer") || !advertised_by_bgp(s) {
         return None;
     }
     let namespace = s
@@ -164,12 +187,12 @@ fn service(s: &Service, slices: &[EndpointSlice]) -> Option<RService> {
         .collect();
     Some(RService {
         namespace,
-        sharing_key: s
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(SHARING_KEY))
-            .cloned(),
+        // Both names Cilium reads (the legacy one is still honoured: pkg/annotation/k8s.go).
+        sharing_key: s.metadata.annotations.as_ref().and_then(|a| {
+            a.get(SHARING_KEY)
+                .or_else(|| a.get(LEGACY_SHARING_KEY))
+                .cloned()
+        }),
         name,
         ips,
         ports,

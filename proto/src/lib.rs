@@ -306,6 +306,10 @@ pub struct ClusterStatus {
     pub nodes: usize,
     #[serde(default)]
     pub services: usize,
+    /// What the last report carried that the gateway ignores (pools and VIPs outside the site's
+    /// pools, VIPs in disabled pools, L2 policies still present).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

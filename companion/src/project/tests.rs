@@ -198,3 +198,40 @@ fn bgp_api_prefers_the_newest_objects_found() {
     assert_eq!(b(0, 1, 1).api(), BgpApi::V2alpha1);
     assert_eq!(b(0, 0, 2).api(), BgpApi::PeeringPolicy);
 }
+
+#[test]
+fn only_services_ciliums_bgp_advertises_are_reported() {
+    let lb = |name: &str, class: Option<&str>, label: bool| {
+        let mut s: k8s_openapi::api::core::v1::Service =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "net",
+                    "annotations": {"io.cilium/lb-ipam-sharing-key": "dns"}},
+                "spec": {"type": "LoadBalancer", "ports": [{"port": 53, "protocol": "UDP"}]},
+                "status": {"loadBalancer": {"ingress": [{"ip": "172.29.52.53"}]}}
+            }))
+            .unwrap();
+        if let Some(c) = class {
+            s.spec.as_mut().unwrap().load_balancer_class = Some(c.into());
+        }
+        if label {
+            s.metadata.labels = Some([("bgplb.io/no-advertise".to_string(), String::new())].into());
+        }
+        s
+    };
+    let mut o = observed();
+    o.services = vec![
+        lb("plain", None, false),
+        lb("bgp-class", Some(BGP_CLASS), false),
+        lb("tailscale", Some("tailscale"), false),
+        lb("l2", Some("io.cilium/l2-announcer"), false),
+        lb("hidden", None, true),
+    ];
+    let r = report("home", 1, "2026-12-02T12:00:00Z", &o);
+    let names: Vec<&str> = r.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["bgp-class", "plain"]);
+    // The legacy sharing-key name is read too.
+    assert!(r
+        .services
+        .iter()
+        .all(|s| s.sharing_key.as_deref() == Some("dns")));
+}
