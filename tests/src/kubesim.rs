@@ -83,8 +83,10 @@ struct Inner {
     requests: Vec<String>,
     /// Injected failures: (method, path fragment, remaining count).
     failures: Vec<(String, String, usize)>,
-    /// Play Cilium's LB-IPAM: a Service's requested IPs become its status.
-    lb_ipam: bool,
+    /// Play Cilium's LB-IPAM (see [`crate::lbipam`]).
+    lb_ipam: Option<crate::lbipam::LbIpam>,
+    /// Creation order of every object (LB-IPAM tries pools in this order).
+    created: BTreeMap<(Collection, String, String), u64>,
 }
 
 /// Handle to the stand-in's state; cheap to clone, usable from any thread.
@@ -160,7 +162,11 @@ impl KubeSim {
     }
 
     /// Creates or replaces an object (as a controller would); returns its new resourceVersion.
-    pub fn apply(&self, mut obj: Value) -> u64 {
+    pub fn apply(&self, obj: Value) -> u64 {
+        self.store(obj, true)
+    }
+
+    fn store(&self, mut obj: Value, react: bool) -> u64 {
         let (c, namespaced) = Self::collection_of(&obj).expect("a kind the stand-in knows");
         let name = obj["metadata"]["name"]
             .as_str()
@@ -187,6 +193,11 @@ impl KubeSim {
         } else {
             "ADDED"
         };
+        inner.created.entry(key.clone()).or_insert(rv);
+        let ipam_relevant = matches!(
+            obj["kind"].as_str(),
+            Some("Service" | "CiliumLoadBalancerIPPool")
+        );
         inner.objects.insert(key, obj.clone());
         let ev = WatchEvent {
             rv,
@@ -197,6 +208,9 @@ impl KubeSim {
         inner.log.push(ev.clone());
         drop(inner);
         let _ = self.events.send(ev);
+        if react && ipam_relevant {
+            self.run_lb_ipam();
+        }
         rv
     }
 
@@ -213,6 +227,10 @@ impl KubeSim {
         let Some(mut obj) = inner.objects.remove(&(c.clone(), ns, name.to_string())) else {
             return false;
         };
+        let ipam_relevant = matches!(
+            obj["kind"].as_str(),
+            Some("Service" | "CiliumLoadBalancerIPPool")
+        );
         inner.rv += 1;
         let rv = inner.rv;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
@@ -225,6 +243,9 @@ impl KubeSim {
         inner.log.push(ev.clone());
         drop(inner);
         let _ = self.events.send(ev);
+        if ipam_relevant {
+            self.run_lb_ipam();
+        }
         true
     }
 
@@ -246,10 +267,42 @@ impl KubeSim {
             .push((method.to_string(), fragment.to_string(), times));
     }
 
-    /// Like Cilium's LB-IPAM: when a Service is written with `lbipam.cilium.io/ips`, its status
-    /// gets those IPs.
+    /// Plays Cilium's LB-IPAM from now on: after every change to a Service or a pool, the
+    /// Services' status is what Cilium's rules give ([`crate::lbipam`]).
     pub fn simulate_lb_ipam(&self) {
-        self.lock().lb_ipam = true;
+        self.lock().lb_ipam = Some(crate::lbipam::LbIpam::default());
+        self.run_lb_ipam();
+    }
+
+    /// One LB-IPAM pass; status changes are written like the operator's `/status` updates.
+    fn run_lb_ipam(&self) {
+        let mut inner = self.lock();
+        let Some(mut ipam) = inner.lb_ipam.take() else {
+            return;
+        };
+        let mut pools: Vec<(u64, Value)> = inner
+            .objects
+            .iter()
+            .filter(|(_, o)| o["kind"] == "CiliumLoadBalancerIPPool")
+            .map(|(k, o)| (inner.created.get(k).copied().unwrap_or(0), o.clone()))
+            .collect();
+        pools.sort_by_key(|(seq, _)| *seq);
+        let pools: Vec<Value> = pools.into_iter().map(|(_, o)| o).collect();
+        let keys: Vec<(Collection, String, String)> = inner
+            .objects
+            .iter()
+            .filter(|(_, o)| o["kind"] == "Service")
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut services: Vec<Value> = keys.iter().map(|k| inner.objects[k].clone()).collect();
+        let changed = ipam.reconcile(&mut services, &pools);
+        inner.lb_ipam = Some(ipam);
+        drop(inner);
+        for (key, svc) in keys.iter().zip(services) {
+            if changed.contains(&(key.1.clone(), key.2.clone())) {
+                self.store(svc, false);
+            }
+        }
     }
 
     /// Write requests (POST, PUT, PATCH, DELETE) seen so far.
@@ -319,6 +372,8 @@ struct Target {
     collection: Collection,
     namespace: Option<String>,
     name: Option<String>,
+    /// The `/status` subresource.
+    status: bool,
 }
 
 fn parse_path(path: &str) -> Option<Target> {
@@ -328,17 +383,24 @@ fn parse_path(path: &str) -> Option<Target> {
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return None,
     };
-    let (namespace, plural, name) = match rest {
-        ["namespaces", ns, plural] => (Some(ns.to_string()), *plural, None),
-        ["namespaces", ns, plural, name] => (Some(ns.to_string()), *plural, Some(name.to_string())),
-        [plural] => (None, *plural, None),
-        [plural, name] => (None, *plural, Some(name.to_string())),
+    let (namespace, plural, name, status) = match rest {
+        ["namespaces", ns, plural] => (Some(ns.to_string()), *plural, None, false),
+        ["namespaces", ns, plural, name] => {
+            (Some(ns.to_string()), *plural, Some(name.to_string()), false)
+        }
+        ["namespaces", ns, plural, name, "status"] => {
+            (Some(ns.to_string()), *plural, Some(name.to_string()), true)
+        }
+        [plural] => (None, *plural, None, false),
+        [plural, name] => (None, *plural, Some(name.to_string()), false),
+        [plural, name, "status"] => (None, *plural, Some(name.to_string()), true),
         _ => return None,
     };
     Some(Target {
         collection: Collection::new(group, version, plural),
         namespace,
         name,
+        status,
     })
 }
 
@@ -508,10 +570,27 @@ fn write(sim: &KubeSim, t: &Target, body: &[u8]) -> Response {
             "object without kind".into(),
         );
     }
-    if sim.lock().lb_ipam && obj["kind"] == "Service" {
-        if let Some(ips) = obj["metadata"]["annotations"]["lbipam.cilium.io/ips"].as_str() {
-            let ingress: Vec<Value> = ips.split(',').map(|ip| json!({"ip": ip.trim()})).collect();
-            obj["status"] = json!({"loadBalancer": {"ingress": ingress}});
+    // Like the API server: a write to the main resource never changes the status (the
+    // controller owns it: `/status`); a write to `/status` changes nothing else.
+    let current = sim.lock().objects.get(&key).cloned();
+    match (&current, t.status) {
+        (Some(cur), true) => {
+            let status = obj["status"].clone();
+            obj = cur.clone();
+            obj["status"] = status;
+        }
+        (Some(cur), false) => match cur.get("status") {
+            Some(st) => obj["status"] = st.clone(),
+            None => {
+                if let Some(m) = obj.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        },
+        (None, _) => {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
         }
     }
     sim.apply(obj);

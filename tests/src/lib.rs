@@ -11,6 +11,7 @@ pub mod client;
 pub mod cmd;
 pub mod kubesim;
 pub mod lab;
+pub mod lbipam;
 pub mod netns;
 pub mod pki;
 pub mod traffic;

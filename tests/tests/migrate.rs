@@ -68,15 +68,42 @@ impl AgentApi for FakeAgent {
 }
 
 fn service(ns: &str, name: &str, ip: &str, annotations: Value) -> Value {
+    service_on(
+        ns,
+        name,
+        ip,
+        annotations,
+        json!([{"port": 443, "protocol": "TCP"}]),
+    )
+}
+
+fn service_on(ns: &str, name: &str, ip: &str, annotations: Value, ports: Value) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "namespace": ns, "labels": {"app": name}, "annotations": annotations},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 443, "protocol": "TCP"}]},
+        "spec": {"type": "LoadBalancer", "ports": ports, "selector": {"app": name}},
         "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}
     })
 }
 
-/// A cluster still on L2 announcements, with its LB pool on the node network.
+/// Every Service of the fixture: (namespace, name).
+const SERVICES: [(&str, &str); 12] = [
+    ("ingress", "traefik"),
+    ("ingress", "nginx"),
+    ("ingress", "haproxy"),
+    ("media", "plex"),
+    ("media", "jellyfin"),
+    ("web", "api"),
+    ("net", "dns-tcp"),
+    ("net", "dns-udp"),
+    ("web", "dual"),
+    ("web", "lbip"),
+    ("web", "internal"),
+    ("vpn", "tailscale"),
+];
+
+/// A cluster still on L2 announcements, with its LB pool on the node network, and every kind
+/// of Service a real one has. Cilium's LB-IPAM is played by the stand-in with Cilium's rules.
 fn l2_cluster() -> KubeSim {
     let sim = KubeSim::new();
     sim.serve_cilium();
@@ -84,28 +111,77 @@ fn l2_cluster() -> KubeSim {
     sim.apply(objects::cilium_daemonset("1.18.2"));
     sim.apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cilium-config", "namespace": "kube-system"},
                      "data": {"enable-bgp-control-plane": "true", "enable-l2-announcements": "true"}}));
-    sim.apply(objects::pool(
-        "l2-pool",
-        &["172.29.51.200-172.29.51.250"],
-        false,
-    ));
+    let mut l2 = objects::pool("l2-pool", &["172.29.51.150-172.29.51.250"], false);
+    if let Some(spec) = l2["spec"].as_object_mut() {
+        spec.remove("allowFirstLastIPs");
+    }
+    sim.apply(l2);
     sim.apply(json!({"apiVersion": "cilium.io/v2alpha1", "kind": "CiliumL2AnnouncementPolicy", "metadata": {"name": "l2-policy"},
                      "spec": {"loadBalancerIPs": true, "interfaces": ["^eth0$"]}}));
+    // Ingress: requested, without and with the pool label.
     sim.apply(service("ingress", "traefik", "172.29.51.200", json!({
         "lbipam.cilium.io/ips": "172.29.51.200", "external-dns.alpha.kubernetes.io/hostname": "home.example.org"})));
     sim.apply(service(
+        "ingress",
+        "nginx",
+        "172.29.51.201",
+        json!({"lbipam.cilium.io/ips": "172.29.51.201"}),
+    ));
+    let mut haproxy = service("ingress", "haproxy", "172.29.51.220", json!({}));
+    haproxy["metadata"]["labels"]["bgplb.io/pool"] = json!("bgp-ingress");
+    haproxy["spec"]["ports"] = json!([{"port": 8443, "protocol": "TCP"}]);
+    sim.apply(haproxy);
+    // A sharing pair: one requests (legacy name), the other shares by key.
+    sim.apply(service_on(
         "media",
         "plex",
         "172.29.51.210",
         json!({"io.cilium/lb-ipam-ips": "172.29.51.210", "lbipam.cilium.io/sharing-key": "media"}),
+        json!([{"port": 32400, "protocol": "TCP"}]),
     ));
-    sim.apply(service(
+    sim.apply(service_on(
         "media",
         "jellyfin",
         "172.29.51.210",
         json!({"lbipam.cilium.io/sharing-key": "media"}),
+        json!([{"port": 8096, "protocol": "TCP"}]),
     ));
     sim.apply(service("web", "api", "172.29.51.230", json!({})));
+    // DNS over TCP and UDP on one address, under the legacy sharing-key name.
+    sim.apply(service_on(
+        "net",
+        "dns-tcp",
+        "172.29.51.153",
+        json!({"io.cilium/lb-ipam-ips": "172.29.51.153", "io.cilium/lb-ipam-sharing-key": "dns"}),
+        json!([{"port": 53, "protocol": "TCP"}]),
+    ));
+    sim.apply(service_on(
+        "net",
+        "dns-udp",
+        "172.29.51.153",
+        json!({"io.cilium/lb-ipam-sharing-key": "dns"}),
+        json!([{"port": 53, "protocol": "UDP"}]),
+    ));
+    // PreferDualStack, never requested: the L2 pool has no IPv6, so it has IPv4 only.
+    let mut dual = service("web", "dual", "172.29.51.235", json!({}));
+    dual["spec"]["ipFamilyPolicy"] = json!("PreferDualStack");
+    dual["spec"]["ipFamilies"] = json!(["IPv4", "IPv6"]);
+    dual["spec"]["ports"] = json!([{"port": 8443, "protocol": "TCP"}]);
+    sim.apply(dual);
+    // The old way of asking: spec.loadBalancerIP.
+    let mut lbip = service("web", "lbip", "172.29.51.240", json!({}));
+    lbip["spec"]["loadBalancerIP"] = json!("172.29.51.240");
+    lbip["spec"]["ports"] = json!([{"port": 9443, "protocol": "TCP"}]);
+    sim.apply(lbip);
+    // Kept out of BGP.
+    let mut internal = service("web", "internal", "172.29.51.245", json!({}));
+    internal["metadata"]["labels"]["bgplb.io/no-advertise"] = json!("");
+    internal["spec"]["ports"] = json!([{"port": 7443, "protocol": "TCP"}]);
+    sim.apply(internal);
+    // Another controller's: not LB-IPAM's, not the migration's.
+    let mut ts = service("vpn", "tailscale", "100.64.0.7", json!({}));
+    ts["spec"]["loadBalancerClass"] = json!("tailscale");
+    sim.apply(ts);
     sim
 }
 
@@ -131,11 +207,11 @@ async fn kube(dry_run: bool) -> DynKube {
 
 /// Objects the migration touches, as comparable JSON (server fields removed).
 fn touched(sim: &KubeSim) -> Vec<Value> {
-    let refs = [
-        ("v1", "Service", "ingress", "traefik"),
-        ("v1", "Service", "media", "plex"),
-        ("v1", "Service", "media", "jellyfin"),
-        ("v1", "Service", "web", "api"),
+    let mut refs: Vec<(&str, &str, &str, &str)> = SERVICES
+        .iter()
+        .map(|(ns, n)| ("v1", "Service", *ns, *n))
+        .collect();
+    refs.extend([
         ("cilium.io/v2", "CiliumLoadBalancerIPPool", "", "l2-pool"),
         (
             "cilium.io/v2alpha1",
@@ -150,7 +226,7 @@ fn touched(sim: &KubeSim) -> Vec<Value> {
             "bgp-default",
         ),
         ("cilium.io/v2", "CiliumBGPClusterConfig", "", "bgplb-home"),
-    ];
+    ]);
     refs.iter()
         .map(|(v, k, ns, n)| {
             let mut o = sim.get(v, k, ns, n).unwrap_or(Value::Null);
@@ -164,10 +240,16 @@ fn touched(sim: &KubeSim) -> Vec<Value> {
 }
 
 fn ip_of(sim: &KubeSim, ns: &str, name: &str) -> String {
-    sim.get("v1", "Service", ns, name).unwrap()["status"]["loadBalancer"]["ingress"][0]["ip"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    ips_of(sim, ns, name).join(",")
+}
+
+fn ips_of(sim: &KubeSim, ns: &str, name: &str) -> Vec<String> {
+    sim.get("v1", "Service", ns, name).unwrap()["status"]["loadBalancer"]["ingress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["ip"].as_str().map(String::from))
+        .collect()
 }
 
 /// Runs `f` with a fresh stand-in cluster in its own namespace.
@@ -199,18 +281,58 @@ fn the_happy_path_moves_every_service_and_a_second_run_changes_nothing() {
         let p = migrate::migrate(&kube(false).await, &*agent, &options(false, &dir))
             .await
             .expect("migration");
-        assert_eq!(p.moves.len(), 4);
+        assert_eq!(p.moves.len(), 11, "every service but tailscale's");
         assert_eq!(
             ip_of(&sim, "ingress", "traefik"),
             "172.29.52.200",
             "same host part in bgp-ingress"
         );
+        let traefik = sim.get("v1", "Service", "ingress", "traefik").unwrap();
+        assert_eq!(
+            traefik["metadata"]["labels"]["bgplb.io/pool"],
+            "bgp-ingress"
+        );
+        assert_eq!(ip_of(&sim, "ingress", "nginx"), "172.29.52.201");
+        assert!(ip_of(&sim, "ingress", "haproxy").starts_with("172.29.52.2"));
         assert_eq!(
             ip_of(&sim, "media", "plex"),
             ip_of(&sim, "media", "jellyfin"),
             "the sharing key is kept"
         );
+        assert_eq!(
+            ip_of(&sim, "net", "dns-tcp"),
+            ip_of(&sim, "net", "dns-udp"),
+            "TCP and UDP on port 53 share one address (legacy key)"
+        );
+        assert_eq!(ip_of(&sim, "net", "dns-tcp"), "172.29.52.153");
         assert!(ip_of(&sim, "web", "api").starts_with("172.29.52."));
+        let api = sim.get("v1", "Service", "web", "api").unwrap();
+        assert!(
+            api["metadata"]["annotations"]
+                .get("lbipam.cilium.io/ips")
+                .is_none(),
+            "a service that never requested is not pinned"
+        );
+        let dual = ips_of(&sim, "web", "dual");
+        assert_eq!(
+            dual.len(),
+            2,
+            "PreferDualStack keeps both families: {dual:?}"
+        );
+        assert!(dual
+            .iter()
+            .any(|ip| ip.starts_with("fd47:25e1:2f96:52:100::")));
+        let lbip = sim.get("v1", "Service", "web", "lbip").unwrap();
+        assert!(
+            lbip["spec"].get("loadBalancerIP").is_none(),
+            "the old request is gone"
+        );
+        assert!(ip_of(&sim, "web", "lbip").starts_with("172.29.52."));
+        assert!(ip_of(&sim, "web", "internal").starts_with("172.29.52."));
+        assert_eq!(ip_of(&sim, "vpn", "tailscale"), "100.64.0.7", "not ours");
+        // The plan recorded what LB-IPAM gave the services moved by selector.
+        let api_move = p.moves.iter().find(|m| m.name == "api").unwrap();
+        assert_eq!(api_move.new_ips, ips_of(&sim, "web", "api"));
         let plex = sim.get("v1", "Service", "media", "plex").unwrap();
         assert!(
             plex["metadata"]["annotations"]
@@ -260,7 +382,15 @@ fn a_dry_run_writes_nothing() {
         let p = migrate::migrate(&kube(true).await, &*agent, &options(true, &dir))
             .await
             .expect("dry run");
-        assert_eq!(p.moves.len(), 4);
+        assert_eq!(p.moves.len(), 11);
+        assert!(p
+            .warnings
+            .iter()
+            .any(|w| w.contains("ingress/traefik: gets the label bgplb.io/pool=bgp-ingress")));
+        assert!(p
+            .warnings
+            .iter()
+            .any(|w| w.contains("tailscale belongs to another controller")));
         assert_eq!(p.l2_policies, ["l2-policy"]);
         assert!(sim.writes().is_empty(), "{:?}", sim.writes());
         assert!(!dir.join("backup.json").exists());
@@ -371,10 +501,22 @@ fn a_completed_migration_rolls_back_to_the_l2_setup() {
             "spec, labels and annotations of every touched object are back"
         );
         assert_eq!(ip_of(&sim, "media", "plex"), "172.29.51.210");
+        assert_eq!(
+            ip_of(&sim, "web", "api"),
+            "172.29.51.230",
+            "back on its old address"
+        );
+        let api = sim.get("v1", "Service", "web", "api").unwrap();
+        assert!(
+            api["metadata"]["annotations"]
+                .get("lbipam.cilium.io/ips")
+                .is_none(),
+            "the request used for the restore is gone again"
+        );
         // The progress is forgotten: a new migration starts from the top.
         let p = migrate::migrate(&kube(true).await, &*agent, &options(true, &dir))
             .await
             .unwrap();
-        assert_eq!(p.moves.len(), 4);
+        assert_eq!(p.moves.len(), 11);
     });
 }

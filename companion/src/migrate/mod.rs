@@ -31,6 +31,9 @@ pub const NAMESPACE: &str = "bgplb";
 pub const STATE_CONFIGMAP: &str = "bgplb-migration";
 pub const BACKUP_CONFIGMAP: &str = "bgplb-migration-backup";
 
+/// How long a rollback waits for LB-IPAM to give a service its original addresses back.
+const ROLLBACK_WAIT: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
@@ -234,13 +237,28 @@ pub fn print_plan(p: &Plan, done: &[Phase]) {
         }
     }
     for m in &p.moves {
+        let how = if m.requested {
+            format!("requests them with {}", m.ips_annotation)
+        } else {
+            "by selector: LB-IPAM gives the first free address, recorded after the move".into()
+        };
+        let labels: Vec<String> = m
+            .add_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!(
-            "  move    service {}/{}: {} -> {} (pool {})",
+            "  move    service {}/{}: {} -> {} (pool {}; {how}{})",
             m.namespace,
             m.name,
             m.old_ips.join(","),
             m.new_ips.join(","),
-            m.pool
+            m.pool,
+            if labels.is_empty() {
+                String::new()
+            } else {
+                format!("; adds label {}", labels.join(","))
+            }
         );
         for d in &m.dns {
             println!(
@@ -271,7 +289,7 @@ pub async fn migrate(
     agent: &impl AgentApi,
     opts: &Options,
 ) -> Result<Plan, MigrateError> {
-    let (p, mut done) = current_plan(kube, opts).await?;
+    let (mut p, mut done) = current_plan(kube, opts).await?;
     if opts.dry_run {
         print_plan(&p, &done);
         println!("dry run: nothing was changed");
@@ -290,7 +308,7 @@ pub async fn migrate(
             continue;
         }
         let started = Instant::now();
-        let what = run_phase(*phase, kube, agent, opts, &p)
+        let what = run_phase(*phase, kube, agent, opts, &mut p)
             .await
             .map_err(|e| match e {
                 MigrateError::Phase { .. } => e,
@@ -321,7 +339,7 @@ async fn run_phase(
     kube: &DynKube,
     agent: &impl AgentApi,
     opts: &Options,
-    p: &Plan,
+    p: &mut Plan,
 ) -> Result<String, MigrateError> {
     match phase {
         Phase::Preflight => preflight(kube, agent, opts, p).await,
@@ -573,7 +591,37 @@ async fn wait_peering(agent: &impl AgentApi, opts: &Options) -> Result<String, M
     }
 }
 
-async fn move_services(kube: &DynKube, opts: &Options, p: &Plan) -> Result<String, MigrateError> {
+/// The addresses in a Service's status.
+fn status_ips(s: &Value) -> Vec<String> {
+    s.pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("ip").and_then(Value::as_str).map(String::from))
+        .collect()
+}
+
+/// Why LB-IPAM did not satisfy a Service, from its condition (e.g. `pool_selector_mismatch`).
+fn ipam_condition(s: &Value) -> Option<String> {
+    s.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "cilium.io/IPAMRequestSatisfied" && c["status"] == "False")
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["reason"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default()
+            )
+        })
+}
+
+async fn move_services(
+    kube: &DynKube,
+    opts: &Options,
+    p: &mut Plan,
+) -> Result<String, MigrateError> {
     let phase = Phase::MoveServices;
     for m in &p.moves {
         let r = ObjectRef::namespaced("v1", "Service", &m.namespace, &m.name);
@@ -585,30 +633,74 @@ async fn move_services(kube: &DynKube, opts: &Options, p: &Plan) -> Result<Strin
             .await
             .map_err(|e| fail(phase, e.to_string()))?;
     }
-    // Cilium's LB-IPAM assigns the requested addresses; wait until every service shows them.
+    // Services that never requested addresses move when the old pools stop selecting them.
+    if p.moves.iter().any(|m| !m.requested) {
+        let version = pool_api_version(kube).await?;
+        for name in &p.old_pools {
+            let r = ObjectRef::cluster(&version, "CiliumLoadBalancerIPPool", name);
+            if let Some(pool) = kube.get(&r).await? {
+                kube.write(&plan::old_pool_without_migrated(&pool))
+                    .await
+                    .map_err(|e| fail(phase, e.to_string()))?;
+            }
+        }
+    }
+    // Cilium's LB-IPAM assigns the addresses; wait until every service has its new ones (the
+    // requested ones, or addresses of the BGP pools for those moved by selector) and none of
+    // the old.
+    let bgp: Vec<bgplb_site::Range> = p
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "CiliumLoadBalancerIPPool")
+        .flat_map(plan::pool_ranges)
+        .collect();
+    let in_bgp = |ip: &str| {
+        ip.parse::<std::net::IpAddr>()
+            .is_ok_and(|a| bgp.iter().any(|r| r.contains(a)))
+    };
     let deadline = Instant::now() + opts.service_timeout;
     loop {
         let mut pending = Vec::new();
-        for m in &p.moves {
+        for m in &mut p.moves {
             let r = ObjectRef::namespaced("v1", "Service", &m.namespace, &m.name);
-            let ips: Vec<String> = kube
-                .get(&r)
-                .await?
-                .and_then(|s| s.pointer("/status/loadBalancer/ingress").cloned())
-                .and_then(|v| v.as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|i| i.get("ip").and_then(Value::as_str).map(String::from))
-                .collect();
-            if !m.new_ips.iter().all(|ip| ips.contains(ip)) {
-                pending.push(format!(
-                    "{}/{} has {} (wants {})",
-                    m.namespace,
-                    m.name,
-                    ips.join(","),
-                    m.new_ips.join(",")
-                ));
+            let svc = kube.get(&r).await?.unwrap_or(Value::Null);
+            let ips = status_ips(&svc);
+            let done = if m.requested {
+                m.new_ips.iter().all(|ip| ips.contains(ip))
+            } else {
+                let (v4, v6) = plan::requested_families(&svc);
+                let has = |fam: bool| {
+                    ips.iter().any(|ip| {
+                        ip.parse::<std::net::IpAddr>()
+                            .is_ok_and(|a| a.is_ipv4() == fam)
+                    })
+                };
+                !ips.is_empty()
+                    && ips.iter().all(|ip| in_bgp(ip))
+                    && (!v4 || has(true))
+                    && (!v6 || has(false))
+            };
+            if done {
+                if !m.requested {
+                    // Record what LB-IPAM gave (the plan only predicted it).
+                    m.new_ips = ips;
+                }
+                continue;
             }
+            pending.push(format!(
+                "{}/{} has {} (wants {}){}",
+                m.namespace,
+                m.name,
+                if ips.is_empty() {
+                    "none".into()
+                } else {
+                    ips.join(",")
+                },
+                m.new_ips.join(","),
+                ipam_condition(&svc)
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default()
+            ));
         }
         if pending.is_empty() {
             return Ok(format!(
@@ -688,11 +780,81 @@ pub async fn rollback(kube: &DynKube) -> Result<usize, MigrateError> {
         )));
     };
     let mut n = 0;
+    // Spec and metadata as they were (a real API server ignores the status of a write).
     for o in &b.objects {
         kube.write(o).await?;
         n += 1;
         if let Some(r) = ObjectRef::of(o) {
             println!("restored {r}");
+        }
+    }
+    // A moved service keeps its BGP address while a BGP pool still selects it: ask LB-IPAM for
+    // the original addresses explicitly, check it granted them, then take the request away
+    // again from a service that never had one.
+    let services: Vec<&Value> = b
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "Service")
+        .collect();
+    let mut pinned = Vec::new();
+    for o in &services {
+        let original = status_ips(o);
+        let Some(r) = ObjectRef::of(o) else { continue };
+        let Some(current) = kube.get(&r).await? else {
+            continue;
+        };
+        if original.is_empty() || status_ips(&current) == original {
+            continue;
+        }
+        if plan::requested_ips(o).is_empty() {
+            let mut req = current.clone();
+            req["metadata"]["annotations"][plan::IPS_ANNOTATION] =
+                Value::String(original.join(","));
+            // Cilium 1.14 reads only the older name; harmless on later versions.
+            req["metadata"]["annotations"][plan::LEGACY_IPS_ANNOTATION] =
+                Value::String(original.join(","));
+            kube.write(&req).await?;
+            pinned.push((r.clone(), original.clone(), true));
+        } else {
+            pinned.push((r.clone(), original.clone(), false));
+        }
+    }
+    let deadline = Instant::now() + ROLLBACK_WAIT;
+    for (r, original, unpin) in &pinned {
+        loop {
+            let current = kube.get(r).await?.unwrap_or(Value::Null);
+            let ips = status_ips(&current);
+            if original.iter().all(|ip| ips.contains(ip)) {
+                if *unpin {
+                    let mut back = current.clone();
+                    if let Some(a) = back["metadata"]["annotations"].as_object_mut() {
+                        a.remove(plan::IPS_ANNOTATION);
+                        a.remove(plan::LEGACY_IPS_ANNOTATION);
+                    }
+                    kube.write(&back).await?;
+                    println!(
+                        "restored {r} on {} (requested for the restore, then the request removed: it had none)",
+                        original.join(",")
+                    );
+                } else {
+                    println!("restored {r} on {}", original.join(","));
+                }
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(MigrateError::Phase {
+                    phase: "rollback",
+                    message: format!(
+                        "{r} did not get its original address(es) {} back within {ROLLBACK_WAIT:?} (it has {}){}",
+                        original.join(","),
+                        ips.join(","),
+                        ipam_condition(&current)
+                            .map(|c| format!(": {c}"))
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
     for r in &b.absent {
