@@ -335,8 +335,10 @@ fn advertisements<'a>(
     family: &Value,
 ) -> Result<Vec<&'a str>, String> {
     let afi = str_at(family, "/afi").unwrap_or("?");
+    // Cilium reads selectors with LabelSelectorAsSelector: a missing one selects nothing, an
+    // empty one (`{}`) selects everything.
     let sel = family.get("advertisements");
-    let Some(sel) = sel.filter(|s| !selector_is_empty(Some(s))) else {
+    let Some(sel) = sel.filter(|s| !s.is_null()) else {
         return Err(format!(
             "CiliumBGPPeerConfig {pc} family {afi}: no advertisements selector: Cilium advertises nothing"
         ));
@@ -368,7 +370,7 @@ fn advertisements<'a>(
     }
     let lb: Vec<&Value> = lb
         .into_iter()
-        .filter(|x| !selector_is_empty(x.get("selector")))
+        .filter(|x| x.get("selector").is_some_and(|s| !s.is_null()))
         .collect();
     if lb.is_empty() {
         return Err(format!(

@@ -14,10 +14,6 @@ pub(super) fn kind(o: &Value) -> &str {
     str_at(o, "/kind").unwrap_or("")
 }
 
-pub(super) fn api_version(o: &Value) -> &str {
-    str_at(o, "/apiVersion").unwrap_or("")
-}
-
 pub(super) fn str_at<'a>(o: &'a Value, pointer: &str) -> Option<&'a str> {
     o.pointer(pointer).and_then(Value::as_str)
 }
@@ -114,9 +110,12 @@ pub(super) fn selector_matches(sel: &Value, labels: &BTreeMap<String, String>) -
 
 /// A selector in `kubectl`'s notation: `a=b,!c,d in (e,f)`.
 pub(super) fn describe_selector(sel: Option<&Value>) -> String {
-    let Some(sel) = sel.filter(|s| !selector_is_empty(Some(s))) else {
-        return "<empty>".into();
+    let Some(sel) = sel.filter(|s| !s.is_null()) else {
+        return "<none: selects nothing>".into();
     };
+    if selector_is_empty(Some(sel)) {
+        return "{} (selects everything)".into();
+    }
     let mut parts: Vec<String> = sel
         .get("matchLabels")
         .and_then(Value::as_object)

@@ -17,7 +17,7 @@ pub(super) fn check(ctx: &Ctx) -> Check {
         match s.load_balancer_class.as_deref() {
             None | Some(BGP_CLASS) => {}
             Some(L2_CLASS) => f.warn(format!(
-                "{s}: loadBalancerClass {L2_CLASS}: announced at L2 only, never by BGP; remove the class"
+                "{s}: loadBalancerClass {L2_CLASS}: announced at L2 only, never by BGP; the class cannot be changed: recreate the Service without it"
             )),
             Some(other) => {
                 f.info(format!(

@@ -4,11 +4,10 @@
 //! (v2alpha1 still served, deprecated); the BGP v2 resources exist from 1.16;
 //! CiliumBGPPeeringPolicy was deprecated in 1.18 and removed in 1.19.
 
-use bgplb_cilium::version::{V2, V2ALPHA1};
 use bgplb_cilium::CiliumVersion;
 use serde_json::Value;
 
-use super::objects::{self, api_version};
+use super::objects;
 use super::ranges::pool_blocks;
 use super::{Check, Ctx, Findings};
 
@@ -84,37 +83,20 @@ fn peering_policy(f: &mut Findings, v: CiliumVersion, p: &Value) {
     }
 }
 
+// The apiVersion of a listed object says which version the list asked for, not how the object
+// was written: the API server converts between the versions a CRD serves. So it is not judged.
 fn bgp_v2(f: &mut Findings, v: CiliumVersion, o: &Value) {
-    let api = api_version(o);
     let o = what(o);
     if !at_least(v, 16) {
         f.fail(format!(
             "{o}: the BGP v2 resources arrived in Cilium 1.16: Cilium {v} ignores it (use CiliumBGPPeeringPolicy)"
         ));
-    } else if api == V2 && !at_least(v, 18) {
-        f.fail(format!(
-            "{o}: {V2} is served from Cilium 1.18: Cilium {v} does not know it; use {V2ALPHA1}"
-        ));
-    } else if api == V2ALPHA1 && at_least(v, 18) {
-        f.warn(format!(
-            "{o}: served as the deprecated {V2ALPHA1} in Cilium {v}: convert to {V2}"
-        ));
     }
 }
 
 fn pool(f: &mut Findings, v: CiliumVersion, p: &Value) {
-    let api = api_version(p);
     let blocks = pool_blocks(p);
     let p = what(p);
-    if api == V2 && !at_least(v, 18) {
-        f.fail(format!(
-            "{p}: {V2} is served from Cilium 1.18: Cilium {v} does not know it; use {V2ALPHA1}"
-        ));
-    } else if api == V2ALPHA1 && at_least(v, 18) {
-        f.warn(format!(
-            "{p}: served as the deprecated {V2ALPHA1} in Cilium {v}: convert to {V2}"
-        ));
-    }
     if blocks.uses_cidrs {
         if at_least(v, 16) {
             f.fail(format!(
