@@ -260,6 +260,17 @@ impl KubeSim {
         self.lock().objects.get(&(c, ns, name.to_string())).cloned()
     }
 
+    /// A cluster running Cilium `version` with the reference site's BGP pools.
+    pub fn with_cilium(version: &str) -> KubeSim {
+        let sim = KubeSim::new();
+        sim.serve_cilium();
+        sim.apply(objects::cilium_daemonset(version));
+        for p in objects::reference_pools() {
+            sim.apply(p);
+        }
+        sim
+    }
+
     /// The next `times` requests with `method` whose path contains `fragment` fail with 500.
     pub fn fail_next(&self, method: &str, fragment: &str, times: usize) {
         self.lock()

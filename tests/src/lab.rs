@@ -468,6 +468,17 @@ impl Lab {
         site
     }
 
+    /// A lab whose gateway runs the agent daemon with [`Lab::daemon_site`], changed by `edit`
+    /// first; returns the site as written.
+    pub fn start_with_daemon(spec: LabSpec, edit: impl FnOnce(&mut Site)) -> (Lab, Site) {
+        let mut lab = Lab::start(spec);
+        let mut site = lab.daemon_site();
+        edit(&mut site);
+        lab.write_site(&site);
+        lab.start_daemon();
+        (lab, site)
+    }
+
     /// Starts `bgplb-agent run` in the gateway namespace with the lab's site file and waits until
     /// its health endpoint answers.
     pub fn start_daemon(&mut self) {
@@ -810,6 +821,31 @@ impl Lab {
             .expect("write wrapper");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
         path
+    }
+
+    /// A vtysh stand-in that appends `lines` (configuration text) to every apply script before
+    /// running it (rollbacks are left alone), while the file `only_while` exists, or always.
+    pub fn vtysh_appending_to_applies(
+        &self,
+        name: &str,
+        lines: &str,
+        only_while: Option<&Path>,
+    ) -> PathBuf {
+        let condition = only_while
+            .map(|f| format!("[ -e {} ] && ", f.display()))
+            .unwrap_or_default();
+        let printf = lines.replace('\n', "\\n");
+        self.vtysh_wrapper(
+            name,
+            &format!(
+                r#"script=""; prev=""
+for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
+case "$script" in
+  */apply.vtysh) {condition}printf '{printf}' >> "$script" ;;
+esac
+exec $VTYSH "$@""#
+            ),
+        )
     }
 
     /// The gateway's bgpd pid (for wrappers that simulate a crash).

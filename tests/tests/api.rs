@@ -20,14 +20,26 @@ fn body(v: &serde_json::Value) -> Option<Vec<u8>> {
 }
 
 fn lab_with_daemon() -> Lab {
-    let mut lab = Lab::start(LabSpec {
-        nodes: 2,
-        ..LabSpec::default()
-    });
-    let site = lab.daemon_site();
-    lab.write_site(&site);
-    lab.start_daemon();
-    lab
+    Lab::start_with_daemon(
+        LabSpec {
+            nodes: 2,
+            ..LabSpec::default()
+        },
+        |_| {},
+    )
+    .0
+}
+
+/// Sends a valid report of `generation` from node 1, as cluster home's companion.
+fn report_ok(lab: &Lab, generation: u64) {
+    let a = request(
+        &lab.nodes[0].ns,
+        Some("companion-home"),
+        "PUT",
+        URL,
+        body(&report(generation)),
+    );
+    assert_eq!(a.status(), Some(202), "{a:?}");
 }
 
 /// What a refused report must leave alone.
@@ -252,10 +264,7 @@ fn every_bad_report_gets_a_specific_4xx_and_changes_nothing() {
 fn rotated_tls_files_are_picked_up_without_a_restart() {
     let lab = lab_with_daemon();
     let ns = lab.nodes[0].ns.clone();
-    assert_eq!(
-        request(&ns, Some("companion-home"), "PUT", URL, body(&report(1))).status(),
-        Some(202)
-    );
+    report_ok(&lab, 1);
     // Rotate the client CA to another one: the old client certificate stops working, a
     // certificate from the new CA starts working, with no restart.
     let tls = lab.dir.path().join("tls");
@@ -372,10 +381,7 @@ fn sorted(a: &[&str]) -> Vec<String> {
 fn each_cluster_sees_and_probes_only_its_own() {
     let lab = lab_with_daemon();
     let ns = lab.nodes[0].ns.clone();
-    assert_eq!(
-        request(&ns, Some("companion-home"), "PUT", URL, body(&report(1))).status(),
-        Some(202)
-    );
+    report_ok(&lab, 1);
     lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
     let status = |identity: &str| {
         request(
@@ -429,10 +435,7 @@ fn a_locked_database_does_not_freeze_the_api() {
     // it, but the API keeps answering: SQLite runs off the async workers.
     let lab = lab_with_daemon();
     let ns = lab.nodes[0].ns.clone();
-    assert_eq!(
-        request(&ns, Some("companion-home"), "PUT", URL, body(&report(1))).status(),
-        Some(202)
-    );
+    report_ok(&lab, 1);
     let db = lab.dir.path().join("data/state.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -519,10 +522,7 @@ exec $VTYSH "$@""#,
     lab.write_site(&site);
     lab.start_daemon();
     let ns = lab.nodes[0].ns.clone();
-    assert_eq!(
-        request(&ns, Some("companion-home"), "PUT", URL, body(&report(1))).status(),
-        Some(202)
-    );
+    report_ok(&lab, 1);
     lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
     std::thread::sleep(std::time::Duration::from_secs(1));
     let reconciles = |lab: &Lab| {
@@ -572,10 +572,7 @@ fn what_lies_outside_the_site_is_ignored_with_a_warning() {
     // must not freeze the gateway: the rest of the report applies, the rest is said.
     let lab = lab_with_daemon();
     let ns = lab.nodes[0].ns.clone();
-    assert_eq!(
-        request(&ns, Some("companion-home"), "PUT", URL, body(&report(1))).status(),
-        Some(202)
-    );
+    report_ok(&lab, 1);
     lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
     let before = snapshot(&lab);
     let mut r = report(2);

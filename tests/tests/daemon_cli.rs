@@ -11,14 +11,14 @@ fn history(lab: &Lab) -> Vec<serde_json::Value> {
 }
 
 fn daemon_lab() -> (Lab, bgplb_site::Site) {
-    let mut lab = Lab::start(LabSpec {
-        nodes: 1,
-        ipv6: false,
-        ..LabSpec::default()
-    });
-    let site = lab.daemon_site();
-    lab.write_site(&site);
-    lab.start_daemon();
+    let (lab, site) = Lab::start_with_daemon(
+        LabSpec {
+            nodes: 1,
+            ipv6: false,
+            ..LabSpec::default()
+        },
+        |_| {},
+    );
     lab.wait_established(&["172.29.51.11"]);
     (lab, site)
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bgplb_tests::client::{pki_dir, request, tls_session};
+use bgplb_tests::client::{pki_dir, tls_session};
 use bgplb_tests::cmd::wait_for;
 use bgplb_tests::kubesim::{objects, KubeSim};
 use bgplb_tests::{Lab, LabSpec};
@@ -12,17 +12,6 @@ const COMMUNITY: &[&str] = &["64512:100"];
 
 fn neighbours(lab: &Lab) -> Vec<String> {
     lab.peer_states().into_keys().collect()
-}
-
-fn agent_status(lab: &Lab) -> serde_json::Value {
-    request(
-        &lab.nodes[1].ns,
-        Some("companion-home"),
-        "GET",
-        "https://172.29.51.1:7443/v1/status",
-        None,
-    )
-    .json()
 }
 
 #[test]
@@ -37,12 +26,7 @@ fn the_companion_drives_the_gateway_from_the_cluster() {
     lab.start_daemon();
 
     // The simulated cluster: two nodes, Cilium 1.18 with the reference pools.
-    let sim = KubeSim::new();
-    sim.serve_cilium();
-    sim.apply(objects::cilium_daemonset("1.18.2"));
-    for p in objects::reference_pools() {
-        sim.apply(p);
-    }
+    let sim = KubeSim::with_cilium("1.18.2");
     sim.apply(objects::bgp_cluster_config("bgplb-home"));
     for n in &lab.nodes[..2] {
         sim.apply(objects::node(&n.name, &n.ipv4, n.ipv6.as_deref(), true));
@@ -135,14 +119,14 @@ fn the_companion_drives_the_gateway_from_the_cluster() {
     wait_for(
         "the agent to receive the latest report",
         Duration::from_secs(40),
-        || (agent_status(&lab)["clusters"][0]["services"] == 2).then_some(()),
+        || (lab.agent_status(1)["clusters"][0]["services"] == 2).then_some(()),
     );
     assert!(
         lab.companion_log().contains("cannot deliver the report"),
         "{}",
         lab.companion_log()
     );
-    let status = agent_status(&lab);
+    let status = lab.agent_status(1);
     assert_eq!(status["clusters"][0]["nodes"], 2);
     assert_eq!(status["clusters"][0]["stale"], false);
 }
@@ -163,12 +147,7 @@ fn the_agents_own_certificate_rotates_under_a_connected_companion() {
     let site = lab.daemon_site();
     lab.write_site(&site);
     lab.start_daemon();
-    let sim = KubeSim::new();
-    sim.serve_cilium();
-    sim.apply(objects::cilium_daemonset("1.18.2"));
-    for p in objects::reference_pools() {
-        sim.apply(p);
-    }
+    let sim = KubeSim::with_cilium("1.18.2");
     for n in &lab.nodes {
         sim.apply(objects::node(&n.name, &n.ipv4, None, true));
     }
@@ -177,7 +156,7 @@ fn the_agents_own_certificate_rotates_under_a_connected_companion() {
     wait_for(
         "the companion's first report",
         Duration::from_secs(30),
-        || agent_status(&lab)["clusters"][0]["report_generation"].as_u64(),
+        || lab.agent_status(1)["clusters"][0]["report_generation"].as_u64(),
     );
 
     let agent: std::net::SocketAddr = "172.29.51.1:7443".parse().unwrap();
@@ -200,6 +179,6 @@ fn the_agents_own_certificate_rotates_under_a_connected_companion() {
     wait_for(
         "the companion's report after the rotation",
         Duration::from_secs(30),
-        || (agent_status(&lab)["clusters"][0]["services"] == 1).then_some(()),
+        || (lab.agent_status(1)["clusters"][0]["services"] == 1).then_some(()),
     );
 }

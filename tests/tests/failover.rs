@@ -23,15 +23,15 @@ const ALL: [&str; 3] = ["172.29.51.11", "172.29.51.12", "172.29.51.13"];
 /// Three nodes announcing one VIP with graceful restart and the N-bit, as Cilium does; the
 /// agent daemon with the reference site (liveness on, defaults).
 fn lab() -> Lab {
-    let mut lab = Lab::start(LabSpec {
-        nodes: 3,
-        ipv6: false,
-        client: true,
-        ..LabSpec::default()
-    });
-    let site = lab.daemon_site();
-    lab.write_site(&site);
-    lab.start_daemon();
+    let (lab, _) = Lab::start_with_daemon(
+        LabSpec {
+            nodes: 3,
+            ipv6: false,
+            client: true,
+            ..LabSpec::default()
+        },
+        |_| {},
+    );
     lab.wait_established(&ALL);
     for i in 0..3 {
         lab.serve_vip(i, VIP, PORT);
@@ -236,12 +236,7 @@ fn a_flapping_node_is_damped_and_the_vip_stays_reachable() {
 fn a_cordoned_node_is_drained_before_it_goes() {
     let mut lab = lab();
     // The simulated cluster reports the three nodes and the service.
-    let sim = KubeSim::new();
-    sim.serve_cilium();
-    sim.apply(objects::cilium_daemonset("1.18.2"));
-    for p in objects::reference_pools() {
-        sim.apply(p);
-    }
+    let sim = KubeSim::with_cilium("1.18.2");
     let nodes: Vec<(String, String)> = lab
         .nodes
         .iter()

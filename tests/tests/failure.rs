@@ -4,6 +4,9 @@
 use bgplb_frr::{plan::plan, Owned};
 use bgplb_tests::{Lab, LabSpec};
 
+/// A line FRR refuses, slipped into apply scripts by a vtysh stand-in.
+const REFUSED_LINE: &str = "router bgp 64512\n neighbor BGPLB-home-V4 frobnicate\nexit\n";
+
 /// Whether FRR's running configuration matches `config` in everything bgplb owns.
 fn runs(lab: &Lab, config: &str) -> Result<(), String> {
     let p = plan(
@@ -153,15 +156,7 @@ fn a_refused_command_rolls_back_to_the_last_good_generation() {
     // A vtysh that slips a line FRR refuses into every apply script (not into rollbacks).
     let mut broken = changed(&site);
     broken.clusters[0].nodes = site.clusters[0].nodes.clone();
-    broken.agent.frr.vtysh = lab.vtysh_wrapper(
-        "vtysh-refused",
-        r#"script=""; prev=""
-for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
-case "$script" in
-  */apply.vtysh) printf 'router bgp 64512\n neighbor BGPLB-home-V4 frobnicate\nexit\n' >> "$script" ;;
-esac
-exec $VTYSH "$@""#,
-    );
+    broken.agent.frr.vtysh = lab.vtysh_appending_to_applies("vtysh-refused", REFUSED_LINE, None);
     lab.write_site(&broken);
     let out = lab.agent(&["apply"]);
     assert_eq!(out.status.code(), Some(1));
@@ -308,17 +303,11 @@ fn the_bgp_password_stays_private() {
     });
     let mut site = lab.site();
     // A vtysh that makes FRR refuse a line carrying the password: the error FRR prints names it.
-    site.agent.frr.vtysh = lab.vtysh_wrapper(
+    let leak = lab.dir.path().join("leak");
+    site.agent.frr.vtysh = lab.vtysh_appending_to_applies(
         "vtysh-leaky",
-        &format!(
-            r#"script=""; prev=""
-for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
-case "$script" in
-  */apply.vtysh) [ -e {flag} ] && printf 'router bgp 64512\n neighbor BGPLB-home-V4 password {SECRET} extra words\nexit\n' >> "$script" ;;
-esac
-exec $VTYSH "$@""#,
-            flag = lab.dir.path().join("leak").display()
-        ),
+        &format!("router bgp 64512\n neighbor BGPLB-home-V4 password {SECRET} extra words\nexit\n"),
+        Some(&leak),
     );
     lab.apply_and_wait(&site);
     let data = &site.agent.data_dir;
@@ -336,7 +325,7 @@ exec $VTYSH "$@""#,
     );
 
     // A failed apply whose error carries the password.
-    std::fs::write(lab.dir.path().join("leak"), "").unwrap();
+    std::fs::write(&leak, "").unwrap();
     let mut changed = site.clone();
     changed.bgp.keepalive = 2;
     changed.bgp.hold = 6;
@@ -368,15 +357,7 @@ fn a_failing_apply_backs_off() {
         ..LabSpec::default()
     });
     let mut site = lab.daemon_site();
-    site.agent.frr.vtysh = lab.vtysh_wrapper(
-        "vtysh-refusing",
-        r#"script=""; prev=""
-for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
-case "$script" in
-  */apply.vtysh) printf 'router bgp 64512\n neighbor BGPLB-home-V4 frobnicate\nexit\n' >> "$script" ;;
-esac
-exec $VTYSH "$@""#,
-    );
+    site.agent.frr.vtysh = lab.vtysh_appending_to_applies("vtysh-refusing", REFUSED_LINE, None);
     lab.write_site(&site);
     lab.start_daemon();
     std::thread::sleep(std::time::Duration::from_secs(25));
