@@ -16,8 +16,9 @@ use ipnet::IpNet;
 pub struct Checked {
     /// Nodes to peer with (deleting nodes left out).
     pub nodes: Vec<NodeSpec>,
-    /// Blocks of the cluster's enabled pools; `None` when the report names no pool (the site's
-    /// pools then apply unchanged: an empty list must not withdraw every VIP).
+    /// Blocks of the cluster's enabled pools inside the site's; `None` when the report names no
+    /// pool of the site's (none yet, or only an old L2 pool during a migration): the site's
+    /// pools then apply unchanged, since an empty list must not withdraw every VIP.
     pub narrow: Option<Vec<Range>>,
     pub warnings: Vec<String>,
 }
@@ -116,6 +117,8 @@ pub fn check(
         })
         .collect();
     let mut narrow = Vec::new();
+    // Whether the report names any pool of the site's (enabled or not).
+    let mut site_pool_reported = false;
     for (pi, pool) in report.pools.iter().enumerate() {
         for (bi, block) in pool.blocks.iter().enumerate() {
             let path = format!("pools[{pi}].blocks[{bi}]");
@@ -132,8 +135,11 @@ pub fn check(
                             "{path}: pool `{}` block {block} is outside the site's pools: ignored (the gateway never accepts more than the site file allows)",
                             pool.name
                         ));
-                    } else if !pool.disabled {
-                        narrow.push(r);
+                    } else {
+                        site_pool_reported = true;
+                        if !pool.disabled {
+                            narrow.push(r);
+                        }
                     }
                 }
             }
@@ -173,7 +179,7 @@ pub fn check(
     if problems.is_empty() {
         Ok(Checked {
             nodes,
-            narrow: (!report.pools.is_empty()).then_some(narrow),
+            narrow: site_pool_reported.then_some(narrow),
             warnings,
         })
     } else {
@@ -409,6 +415,16 @@ mod tests {
         assert!(c.warnings.iter().any(|w| w.contains("pool `l2-old`")));
         // Only the site's pools narrow; the old pool adds nothing.
         assert_eq!(c.narrow.as_ref().unwrap().len(), 3);
+        // A cluster with only its old L2 pool (before the migration) narrows nothing: the
+        // site's pools stay accepted, so the first BGP routes are not refused.
+        let mut r = report();
+        r.pools = vec![bgplb_proto::Pool {
+            name: "l2-old".into(),
+            blocks: vec!["172.29.51.200-172.29.51.250".into()],
+            ..Default::default()
+        }];
+        let c = check(&s, &s.clusters[0], &r, None).unwrap();
+        assert_eq!(c.narrow, None);
     }
 
     #[test]

@@ -260,6 +260,16 @@ impl KubeSim {
         self.lock().objects.get(&(c, ns, name.to_string())).cloned()
     }
 
+    /// Every object of `kind`.
+    pub fn list(&self, kind: &str) -> Vec<Value> {
+        self.lock()
+            .objects
+            .values()
+            .filter(|o| o["kind"] == kind)
+            .cloned()
+            .collect()
+    }
+
     /// A cluster running Cilium `version` with the reference site's BGP pools.
     pub fn with_cilium(version: &str) -> KubeSim {
         let sim = KubeSim::new();

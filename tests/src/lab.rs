@@ -312,6 +312,9 @@ impl Lab {
             "-w",
             "net.ipv6.conf.all.keep_addr_on_down=1",
             "net.ipv6.conf.eth0.keep_addr_on_down=1",
+            // Answer ARP only for addresses on the asking interface: a VIP on the loopback
+            // (Cilium's datapath) is not an L2 announcement.
+            "net.ipv4.conf.all.arp_ignore=1",
         ]);
         run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
         add_default_routes(&ns, ipv6.is_some());
@@ -701,46 +704,20 @@ impl Lab {
     /// runs a TCP service there that answers with the node's name.
     pub fn serve_vip(&self, index: usize, vip: &str, port: u16) {
         let node = &self.nodes[index];
-        let plen = if vip.contains(':') { "128" } else { "32" };
-        let out = cmd::output(&[
-            "ip",
-            "-n",
-            &node.ns,
-            "addr",
-            "add",
-            &format!("{vip}/{plen}"),
-            "dev",
-            "lo",
-        ]);
-        let _ = out; // already there is fine
-        let addr: std::net::SocketAddr = if vip.contains(':') {
-            format!("[{vip}]:{port}").parse().expect("addr")
-        } else {
-            format!("{vip}:{port}").parse().expect("addr")
-        };
-        let name = node.name.clone();
-        let stop = self.stop.clone();
-        let ns = node.ns.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            crate::netns::run_in(&ns, move || {
-                let listener = std::net::TcpListener::bind(addr).expect("bind the VIP service");
-                listener.set_nonblocking(true).expect("nonblocking");
-                let _ = ready_tx.send(());
-                while !stop.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((mut conn, _)) => {
-                            use std::io::Write;
-                            let _ = conn.write_all(format!("{name}\n").as_bytes());
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            })
-        });
-        ready_rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("VIP service started");
+        serve_vip_in(&node.ns, &node.name, vip, port, self.stop.clone());
+    }
+
+    /// Each node's name and namespace (for helpers running on their own threads).
+    pub fn node_refs(&self) -> Vec<(String, String)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.ns.clone()))
+            .collect()
+    }
+
+    /// Set when the lab is dropped: threads serving for it stop.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
     }
 
     /// A TCP request from the client namespace to `vip:port`: the answering node's name.
@@ -976,6 +953,67 @@ exec $VTYSH "$@""#
     }
 }
 
+/// Gives the node in namespace `ns` the VIP on its loopback and runs a TCP service there that
+/// answers with `name`, until `stop` is set.
+pub fn serve_vip_in(ns: &str, name: &str, vip: &str, port: u16, stop: Arc<AtomicBool>) {
+    let plen = if vip.contains(':') { "128" } else { "32" };
+    // Already there is fine.
+    let _ = cmd::output(&[
+        "ip",
+        "-n",
+        ns,
+        "addr",
+        "add",
+        &format!("{vip}/{plen}"),
+        "dev",
+        "lo",
+    ]);
+    let addr: std::net::SocketAddr = if vip.contains(':') {
+        format!("[{vip}]:{port}").parse().expect("addr")
+    } else {
+        format!("{vip}:{port}").parse().expect("addr")
+    };
+    let name = name.to_string();
+    let ns = ns.to_string();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        crate::netns::run_in(&ns, move || {
+            let listener = std::net::TcpListener::bind(addr).expect("bind the VIP service");
+            listener.set_nonblocking(true).expect("nonblocking");
+            let _ = ready_tx.send(());
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        use std::io::Write;
+                        let _ = conn.write_all(format!("{name}\n").as_bytes());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("VIP service started");
+}
+
+/// `gobgp ARGS` against the GoBGP of the node in namespace `ns`, whatever its exit status.
+pub fn gobgp_in(ns: &str, args: &[&str]) -> Output {
+    let mut argv = vec![
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "gobgp",
+        "-u",
+        "127.0.0.1",
+        "-p",
+        "50051",
+    ];
+    argv.extend_from_slice(args);
+    cmd::output(&argv)
+}
+
 /// The node's default routes through the gateway (gone whenever its link goes down).
 fn add_default_routes(ns: &str, ipv6: bool) {
     run(&[
@@ -1116,19 +1154,7 @@ impl Node {
 
     /// `gobgp ARGS` against this node's gobgpd, whatever its exit status.
     fn gobgp_output(&self, args: &[&str]) -> Output {
-        let mut argv = vec![
-            "ip",
-            "netns",
-            "exec",
-            &self.ns,
-            "gobgp",
-            "-u",
-            "127.0.0.1",
-            "-p",
-            "50051",
-        ];
-        argv.extend_from_slice(args);
-        cmd::output(&argv)
+        gobgp_in(&self.ns, args)
     }
 
     fn gobgp(&self, args: &[&str]) -> String {

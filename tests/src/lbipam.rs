@@ -275,6 +275,17 @@ fn ranges(pools: &[Value]) -> Vec<LbRange> {
     out
 }
 
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
 fn span(from: IpAddr, to: IpAddr) -> u128 {
     match (from, to) {
         (IpAddr::V4(a), IpAddr::V4(b)) => u128::from(u32::from(b).saturating_sub(u32::from(a))),
@@ -488,11 +499,28 @@ impl LbIpam {
                 status = json!({});
             }
             status["loadBalancer"] = json!({"ingress": ingress});
+            // `setSVCSatisfiedCondition`: a metav1.Condition, whose lastTransitionTime changes
+            // only with the condition.
+            let cond_status = if satisfied { "True" } else { "False" };
+            let previous = before["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == CONDITION))
+                .cloned();
+            let since = previous
+                .as_ref()
+                .filter(|p| {
+                    p["status"] == cond_status
+                        && p["reason"] == condition.0.as_str()
+                        && p["message"] == condition.1.as_str()
+                })
+                .and_then(|p| p["lastTransitionTime"].as_str().map(String::from))
+                .unwrap_or_else(now_rfc3339);
             status["conditions"] = json!([{
                 "type": CONDITION,
-                "status": if satisfied { "True" } else { "False" },
+                "status": cond_status,
                 "reason": condition.0,
                 "message": condition.1,
+                "lastTransitionTime": since,
             }]);
             if status != before {
                 svc["status"] = status;
@@ -502,7 +530,7 @@ impl LbIpam {
         changed
     }
 
-    /// Who else holds `ip`.
+    /// Holders of `ip` other than `me`.
     fn holders(&self, ip: IpAddr, me: &Key) -> Vec<Key> {
         self.allocated
             .iter()

@@ -7,6 +7,7 @@
 //! the next one (its creator's pid is in its name); every wait is bounded.
 
 pub mod bins;
+pub mod cilium;
 pub mod client;
 pub mod cmd;
 pub mod kubesim;

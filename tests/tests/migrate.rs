@@ -234,6 +234,17 @@ fn touched(sim: &KubeSim) -> Vec<Value> {
                 m.remove("resourceVersion");
                 m.remove("uid");
             }
+            // When a condition last changed is the controller's clock, not the object's state.
+            for c in o
+                .pointer_mut("/status/conditions")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(c) = c.as_object_mut() {
+                    c.remove("lastTransitionTime");
+                }
+            }
             o
         })
         .collect()

@@ -382,7 +382,7 @@ async fn run_phase(
                 p.l2_policies.len()
             ))
         }
-        Phase::Verify => verify(agent, p).await,
+        Phase::Verify => verify(agent, opts, p).await,
         Phase::Cleanup => {
             let version = pool_api_version(kube).await?;
             for name in &p.old_pools {
@@ -560,10 +560,17 @@ async fn wait_peering(agent: &impl AgentApi, opts: &Options) -> Result<String, M
     loop {
         match agent.status().await {
             Ok(s) => {
+                // A node the gateway has shut (dead, NotReady) is not waited for.
+                let shut: Vec<&str> = s
+                    .nodes
+                    .iter()
+                    .filter(|n| n.cluster == opts.cluster && n.state == "down")
+                    .map(|n| n.node.as_str())
+                    .collect();
                 let ours: Vec<_> = s
                     .peers
                     .iter()
-                    .filter(|p| p.cluster == opts.cluster)
+                    .filter(|p| p.cluster == opts.cluster && !shut.contains(&p.node.as_str()))
                     .collect();
                 let down: Vec<String> = ours
                     .iter()
@@ -722,7 +729,11 @@ async fn move_services(
     }
 }
 
-async fn verify(agent: &impl AgentApi, p: &Plan) -> Result<String, MigrateError> {
+/// TCP from the gateway to every moved, advertised VIP, through the agent's `/v1/probe`. Retried
+/// until `opts.service_timeout`: the routes (Cilium announcing, the gateway installing) and the
+/// companion's report of the new addresses (the agent probes only a cluster's own VIPs) follow
+/// the move by a few seconds.
+async fn verify(agent: &impl AgentApi, opts: &Options, p: &Plan) -> Result<String, MigrateError> {
     let targets: Vec<ProbeTarget> = p
         .moves
         .iter()
@@ -737,32 +748,36 @@ async fn verify(agent: &impl AgentApi, p: &Plan) -> Result<String, MigrateError>
     if targets.is_empty() {
         return Ok("no TCP service to probe".into());
     }
-    let results = agent
-        .probe(targets)
-        .await
-        .map_err(|e| fail(Phase::Verify, format!("the agent cannot probe: {e}")))?;
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| !r.ok)
-        .map(|r| {
-            format!(
-                "{}:{} ({})",
-                r.ip,
-                r.port,
-                r.error.as_deref().unwrap_or("failed")
-            )
-        })
-        .collect();
-    if failed.is_empty() {
-        Ok(format!(
-            "{} VIP(s) answer TCP from the gateway",
-            results.len()
-        ))
-    } else {
-        Err(fail(
-            Phase::Verify,
-            format!("not reachable from the gateway: {}", failed.join(", ")),
-        ))
+    let deadline = Instant::now() + opts.service_timeout;
+    loop {
+        let last = match agent.probe(targets.clone()).await {
+            Err(e) => format!("the agent cannot probe: {e}"),
+            Ok(results) => {
+                let failed: Vec<String> = results
+                    .iter()
+                    .filter(|r| !r.ok)
+                    .map(|r| {
+                        format!(
+                            "{}:{} ({})",
+                            r.ip,
+                            r.port,
+                            r.error.as_deref().unwrap_or("failed")
+                        )
+                    })
+                    .collect();
+                if failed.is_empty() {
+                    return Ok(format!(
+                        "{} VIP(s) answer TCP from the gateway",
+                        results.len()
+                    ));
+                }
+                format!("not reachable from the gateway: {}", failed.join(", "))
+            }
+        };
+        if Instant::now() >= deadline {
+            return Err(fail(Phase::Verify, last));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
