@@ -108,8 +108,9 @@ pub fn pool_ranges(site: &Site) -> Vec<Range> {
 }
 
 /// The VIPs that should be routed, and via whom. From the clusters' reports when there are any:
-/// with externalTrafficPolicy Local only nodes with ready endpoints announce, with Cluster every
-/// Ready node does; VIPs the gateway refuses on purpose (outside the cluster's enabled pools)
+/// with externalTrafficPolicy Local only nodes with ready endpoints announce (except on Cilium
+/// 1.19, which announces them from every node: cilium/cilium#44803), with Cluster every Ready
+/// node does; VIPs the gateway refuses on purpose (outside the cluster's enabled pools)
 /// are not expected; at most `maximum-paths` next hops are. Without reports, from FRR's BGP
 /// table (then the check is FIB against RIB).
 pub fn expected_vips(
@@ -137,7 +138,9 @@ pub fn expected_vips(
                 .map(|n| (n.name.as_str(), n))
                 .collect();
             for s in &r.services {
-                let candidates: Vec<&bgplb_proto::Node> = if s.external_traffic_policy == "Local" {
+                let candidates: Vec<&bgplb_proto::Node> = if s.external_traffic_policy == "Local"
+                    && !r.cilium.advertises_local_services_everywhere()
+                {
                     s.ready_nodes
                         .iter()
                         .filter_map(|n| nodes.get(n.as_str()).copied())
@@ -470,7 +473,13 @@ mod tests {
             serde_json::from_str(include_str!("../../proto/fixtures/report-home.json")).unwrap();
         r.nodes[2].ready = true;
         let site = bgplb_site::parse(include_str!("../../config/site.toml")).unwrap();
-        let e = expected_vips(&site, &[r], &BTreeMap::new(), &BTreeMap::new(), true);
+        let e = expected_vips(
+            &site,
+            &[r.clone()],
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            true,
+        );
         let traefik = e
             .iter()
             .find(|x| x.vip.to_string() == "172.29.52.200")
@@ -491,6 +500,19 @@ mod tests {
         );
         let v6 = e.iter().find(|x| x.vip.is_ipv6()).unwrap();
         assert!(v6.nexthops.iter().all(|a| a.is_ipv6()));
+
+        // Cilium 1.19 announces Local services from every node (cilium/cilium#44803): the FIB
+        // the gateway expects is what that version does.
+        for (version, expected) in [("1.19.1", 3), ("v1.19.0", 3), ("1.18.7", 1), ("1.20.0", 1)] {
+            let mut r = r.clone();
+            r.cilium.version = Some(version.into());
+            let e = expected_vips(&site, &[r], &BTreeMap::new(), &BTreeMap::new(), true);
+            let jellyfin = e
+                .iter()
+                .find(|x| x.vip.to_string() == "172.29.52.100")
+                .unwrap();
+            assert_eq!(jellyfin.nexthops.len(), expected, "Cilium {version}");
+        }
     }
 
     #[test]

@@ -169,6 +169,20 @@ pub fn check(
             }
         }
     }
+    if report.cilium.advertises_local_services_everywhere() {
+        for svc in report
+            .services
+            .iter()
+            .filter(|s| s.external_traffic_policy == "Local" && !s.ips.is_empty())
+        {
+            warnings.push(format!(
+                "service {}/{}: externalTrafficPolicy Local, but Cilium {} advertises it from every node (cilium/cilium#44803): nodes without an endpoint drop what the gateway sends them; use externalTrafficPolicy: Cluster",
+                svc.namespace,
+                svc.name,
+                report.cilium.version.as_deref().unwrap_or_default()
+            ));
+        }
+    }
     if !report.l2_announcement_policies.is_empty() {
         warnings.push(format!(
             "L2 announcement policies still present: {}",
@@ -438,5 +452,32 @@ mod tests {
             "{:?}",
             c.warnings
         );
+    }
+
+    #[test]
+    fn local_services_on_cilium_1_19_are_a_warning() {
+        let s = site();
+        let mut r = report();
+        let local: Vec<String> = r
+            .services
+            .iter()
+            .filter(|x| x.external_traffic_policy == "Local" && !x.ips.is_empty())
+            .map(|x| format!("service {}/{}", x.namespace, x.name))
+            .collect();
+        assert!(!local.is_empty(), "the fixture has a Local service");
+        r.cilium.version = Some("1.19.1".into());
+        let c = check(&s, &s.clusters[0], &r, None).unwrap();
+        for who in &local {
+            assert!(
+                c.warnings
+                    .iter()
+                    .any(|w| w.starts_with(who.as_str()) && w.contains("44803")),
+                "{who}: {:?}",
+                c.warnings
+            );
+        }
+        r.cilium.version = Some("1.18.7".into());
+        let c = check(&s, &s.clusters[0], &r, None).unwrap();
+        assert!(!c.warnings.iter().any(|w| w.contains("44803")));
     }
 }

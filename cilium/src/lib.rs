@@ -42,5 +42,6 @@ pub mod session;
 pub mod version;
 
 pub use error::RenderError;
-pub use render::{render, Object, RenderOptions, Rendered};
+pub use helm::Stage;
+pub use render::{render, HelmStage, Object, RenderOptions, Rendered};
 pub use version::CiliumVersion;

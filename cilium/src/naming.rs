@@ -24,6 +24,8 @@ pub const ADVERTISE_SERVICES: &str = "lb-services";
 pub const DEFAULT_PASSWORD_SECRET: &str = "bgplb-bgp-password";
 /// Cilium's default BGP secrets namespace.
 pub const SECRETS_NAMESPACE: &str = "kube-system";
+/// Where Cilium runs unless the companion's configuration says otherwise.
+pub const CILIUM_NAMESPACE: &str = "kube-system";
 
 /// Labels on every rendered object.
 pub fn labels(cluster: &str) -> BTreeMap<String, String> {
@@ -64,5 +66,6 @@ pub fn file_name(kind: &str, name: &str) -> String {
     format!("{}-{name}.yaml", kind.to_ascii_lowercase())
 }
 
-/// The Helm values file in `--out DIR`.
-pub const HELM_VALUES_FILE: &str = "cilium-values.yaml";
+/// The Helm values overlays in `--out DIR`, one per stage of a live migration.
+pub const HELM_VALUES_BGP_FILE: &str = "cilium-values-1-bgp.yaml";
+pub const HELM_VALUES_FINAL_FILE: &str = "cilium-values-2-final.yaml";

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::bgp_v1::{self, BgpPeeringPolicy};
 use crate::bgp_v2::{self, BgpAdvertisement, BgpClusterConfig, BgpPeerConfig};
 use crate::error::RenderError;
-use crate::helm::{self, HelmValues};
+use crate::helm::{self, ApiServer, HelmValues, Stage};
 use crate::meta::{is_dns_subdomain, is_label_value, ObjectMeta};
 use crate::naming;
 use crate::pool::{self, LbIpPool};
@@ -33,6 +33,22 @@ pub struct RenderOptions {
     /// The cluster's pod CIDRs (one per family), for `ipv4NativeRoutingCIDR` /
     /// `ipv6NativeRoutingCIDR`.
     pub pod_cidrs: Vec<IpNet>,
+    /// The API server for the kube-proxy replacement (`k8sServiceHost`; default Talos'
+    /// KubePrism, `localhost`).
+    pub k8s_service_host: Option<String>,
+    /// `k8sServicePort` (default KubePrism's 7445).
+    pub k8s_service_port: Option<u16>,
+    /// The namespace Cilium runs in, for the `helm upgrade` line (default `kube-system`).
+    pub cilium_namespace: Option<String>,
+}
+
+/// One stage's Helm values overlay and the comment block above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelmStage {
+    pub stage: Stage,
+    /// Comment lines (with `# `).
+    pub header: String,
+    pub values: HelmValues,
 }
 
 /// A rendered Cilium object.
@@ -107,9 +123,8 @@ pub struct Rendered {
     pub version: CiliumVersion,
     pub cluster: String,
     pub objects: Vec<Object>,
-    pub helm_values: HelmValues,
-    /// Comment lines (with `# `) above the Helm values.
-    pub helm_header: String,
+    /// The Helm values overlays, in [`Stage::ALL`] order.
+    pub helm: Vec<HelmStage>,
     /// What the user must act on: the render is usable, but something will not work as the
     /// site file says until they do (each one sentence, with the fix).
     pub warnings: Vec<String>,
@@ -132,25 +147,40 @@ impl Rendered {
         Ok(out)
     }
 
-    /// `cilium-values.yaml`: the header comments, then the values.
-    pub fn helm_values_yaml(&self) -> Result<String, RenderError> {
+    /// One stage's Helm values.
+    pub fn helm_values(&self, stage: Stage) -> &HelmValues {
+        &self
+            .helm
+            .iter()
+            .find(|h| h.stage == stage)
+            .expect("every stage is rendered")
+            .values
+    }
+
+    /// One stage's values file: the header comments, then the values.
+    pub fn helm_values_yaml(&self, stage: Stage) -> Result<String, RenderError> {
+        let h = self
+            .helm
+            .iter()
+            .find(|h| h.stage == stage)
+            .expect("every stage is rendered");
         Ok(format!(
             "{}{}",
-            self.helm_header,
-            yaml(&self.helm_values, "the Helm values")?
+            h.header,
+            yaml(&h.values, "the Helm values")?
         ))
     }
 
-    /// File name → content, for `--out DIR`: one file per object plus `cilium-values.yaml`.
+    /// File name → content, for `--out DIR`: one file per object plus one values overlay per
+    /// stage.
     pub fn files(&self) -> Result<BTreeMap<String, String>, RenderError> {
         let mut files = BTreeMap::new();
         for o in &self.objects {
             files.insert(o.file_name(), o.to_yaml()?);
         }
-        files.insert(
-            naming::HELM_VALUES_FILE.to_string(),
-            self.helm_values_yaml()?,
-        );
+        for stage in Stage::ALL {
+            files.insert(stage.file_name().to_string(), self.helm_values_yaml(stage)?);
+        }
         Ok(files)
     }
 }
@@ -251,21 +281,47 @@ pub fn render(
     }
 
     let ipv6 = pool_families.contains(&Family::Ipv6);
-    let helm_values = helm::values(&session, &options.pod_cidrs, ipv6);
-    if helm_values.ipv4_native_routing_cidr.is_none() {
+    let api_server = ApiServer {
+        host: options
+            .k8s_service_host
+            .clone()
+            .unwrap_or_else(|| helm::KUBEPRISM_HOST.to_string()),
+        port: options.k8s_service_port.unwrap_or(helm::KUBEPRISM_PORT),
+    };
+    let cilium_namespace = options
+        .cilium_namespace
+        .as_deref()
+        .unwrap_or(naming::CILIUM_NAMESPACE);
+    let helm: Vec<HelmStage> = Stage::ALL
+        .iter()
+        .map(|&stage| HelmStage {
+            stage,
+            header: helm::header(&session, &api_server, cilium_namespace, stage),
+            values: helm::values(&session, &options.pod_cidrs, ipv6, &api_server, stage),
+        })
+        .collect();
+    if options.pod_cidrs.iter().all(|n| !n.addr().is_ipv4()) {
         warnings.push(
             "the Helm values have no ipv4NativeRoutingCIDR: native routing with masquerading \
-             needs the pod CIDR (the agent refuses to start without it); pass the cluster's pod \
-             CIDRs as render options"
+             needs the pod CIDR (the Cilium agent refuses to start without it); pass the \
+             cluster's pod CIDRs with --pod-cidr (e.g. --pod-cidr 10.244.0.0/16)"
                 .to_string(),
         );
     }
-    if ipv6 && helm_values.ipv6_native_routing_cidr.is_none() {
+    if ipv6 && options.pod_cidrs.iter().all(|n| !n.addr().is_ipv6()) {
         warnings.push(
-            "the Helm values have no ipv6NativeRoutingCIDR: pass the cluster's IPv6 pod CIDR as \
-             a render option"
+            "the Helm values have no ipv6NativeRoutingCIDR: pass the cluster's IPv6 pod CIDR \
+             with --pod-cidr"
                 .to_string(),
         );
+    }
+    if !legacy && version.advertises_local_services_everywhere() {
+        warnings.push(format!(
+            "Cilium {version} advertises externalTrafficPolicy: Local Services from every node, \
+             endpoint or not (cilium/cilium#44803, 1.19): the gateway spreads their traffic over \
+             all nodes and a node without an endpoint drops it; give BGP-announced Services \
+             externalTrafficPolicy: Cluster on this version, or stay on 1.18"
+        ));
     }
     if let Some(secret) = &session.auth_secret {
         warnings.push(format!(
@@ -278,8 +334,7 @@ pub fn render(
         version,
         cluster: cluster.to_string(),
         objects,
-        helm_header: helm::header(&session),
-        helm_values,
+        helm,
         warnings,
     })
 }

@@ -125,6 +125,13 @@ impl CiliumVersion {
         !self.at_least(1, 19)
     }
 
+    /// Cilium 1.19's BGP v2 control plane advertises `externalTrafficPolicy: Local` Services
+    /// from every node, with or without a local endpoint (cilium/cilium#44803: 1.18 honours the
+    /// policy, 1.19.1 does not; open, no fixed release yet).
+    pub fn advertises_local_services_everywhere(self) -> bool {
+        self.at_least(1, 19) && !self.at_least(1, 20)
+    }
+
     /// BGPv1 `neighbors[].families` arrived in 1.15.
     pub fn peering_policy_has_families(self) -> bool {
         self.at_least(1, 15)

@@ -10,7 +10,7 @@ use bgplb_cilium::bgp_v1::BgpPeeringPolicy;
 use bgplb_cilium::bgp_v2::{BgpAdvertisement, BgpClusterConfig, BgpPeerConfig};
 use bgplb_cilium::meta::LabelSelector;
 use bgplb_cilium::pool::{LbIpPool, YesNo};
-use bgplb_cilium::{render, Object, RenderError, RenderOptions, Rendered};
+use bgplb_cilium::{render, Object, RenderError, RenderOptions, Rendered, Stage};
 use bgplb_site::Range;
 use common::{reference_site, v, VERSIONS};
 use serde_json::Value;
@@ -285,7 +285,7 @@ fn password_and_multihop() {
         assert_eq!(c.spec.ebgp_multihop, Some(3));
     }
     let ns = r
-        .helm_values
+        .helm_values(Stage::Bgp)
         .bgp_control_plane
         .secrets_namespace
         .as_ref()
@@ -623,47 +623,98 @@ fn bad_input_is_an_error_not_a_panic() {
 fn helm_values() {
     for version in VERSIONS {
         let r = rendered(version);
-        let h: Value = serde_json::to_value(&r.helm_values).unwrap();
-        assert_eq!(h["bgpControlPlane"]["enabled"], true);
-        assert_eq!(h["l2announcements"]["enabled"], false);
-        assert_eq!(h["loadBalancer"]["mode"], "dsr");
-        assert_eq!(h["loadBalancer"]["dsrDispatch"], "opt");
-        assert_eq!(h["kubeProxyReplacement"], "true");
-        assert_eq!(h["routingMode"], "native");
-        assert_eq!(h["autoDirectNodeRoutes"], true);
-        assert_eq!(h["ipv6"]["enabled"], true, "the site has an IPv6 pool");
-        assert!(h.get("ipv4NativeRoutingCIDR").is_none());
+        for stage in Stage::ALL {
+            let h: Value = serde_json::to_value(r.helm_values(stage)).unwrap();
+            assert_eq!(h["bgpControlPlane"]["enabled"], true);
+            assert_eq!(h["loadBalancer"]["mode"], "dsr");
+            assert_eq!(h["loadBalancer"]["dsrDispatch"], "opt");
+            assert_eq!(h["kubeProxyReplacement"], "true");
+            assert_eq!(h["k8sServiceHost"], "localhost", "Talos KubePrism");
+            assert_eq!(h["k8sServicePort"], 7445);
+            assert_eq!(h["routingMode"], "native");
+            assert_eq!(h["autoDirectNodeRoutes"], true);
+            assert_eq!(h["ipv6"]["enabled"], true, "the site has an IPv6 pool");
+            assert!(h.get("ipv4NativeRoutingCIDR").is_none());
+            let text = r.helm_values_yaml(stage).unwrap();
+            assert!(
+                text.contains("kubeProxyReplacement: \"true\""),
+                "a string, as the chart documents"
+            );
+            assert!(
+                text.contains("connectRetryTimeSeconds"),
+                "the connect-retry note"
+            );
+            assert!(
+                text.contains(&format!(
+                    "helm upgrade cilium cilium/cilium -n kube-system --reuse-values -f {}",
+                    stage.file_name()
+                )),
+                "an overlay, applied over the operator's values"
+            );
+        }
+        // L2 stays on until the migration moved every Service; only the final stage turns it off.
+        assert!(r.helm_values(Stage::Bgp).l2announcements.enabled);
+        assert!(!r.helm_values(Stage::Final).l2announcements.enabled);
+        let mut bgp = r.helm_values(Stage::Bgp).clone();
+        bgp.l2announcements.enabled = false;
+        assert_eq!(
+            &bgp,
+            r.helm_values(Stage::Final),
+            "the stages differ only in L2"
+        );
         assert!(r
             .warnings
             .iter()
-            .any(|w| w.contains("ipv4NativeRoutingCIDR")));
-        let text = r.helm_values_yaml().unwrap();
-        assert!(
-            text.contains("kubeProxyReplacement: \"true\""),
-            "a string, as the chart documents"
-        );
-        assert!(
-            text.contains("connectRetryTimeSeconds"),
-            "the connect-retry note"
-        );
+            .any(|w| w.contains("ipv4NativeRoutingCIDR") && w.contains("--pod-cidr")));
+        let files = r.files().unwrap();
+        assert!(files.contains_key("cilium-values-1-bgp.yaml"));
+        assert!(files.contains_key("cilium-values-2-final.yaml"));
     }
     let options = RenderOptions {
         pod_cidrs: vec![
             "10.244.0.0/16".parse().unwrap(),
             "fd00:10:244::/56".parse().unwrap(),
         ],
+        k8s_service_host: Some("172.29.51.10".into()),
+        k8s_service_port: Some(6443),
+        cilium_namespace: Some("cilium".into()),
         ..RenderOptions::default()
     };
     let r = render(&reference_site(), "home", v("1.18"), &options).unwrap();
+    let h = r.helm_values(Stage::Final);
     assert_eq!(
-        r.helm_values.ipv4_native_routing_cidr.unwrap().to_string(),
+        h.ipv4_native_routing_cidr.unwrap().to_string(),
         "10.244.0.0/16"
     );
     assert_eq!(
-        r.helm_values.ipv6_native_routing_cidr.unwrap().to_string(),
+        h.ipv6_native_routing_cidr.unwrap().to_string(),
         "fd00:10:244::/56"
     );
+    assert_eq!(
+        (h.k8s_service_host.as_str(), h.k8s_service_port),
+        ("172.29.51.10", 6443)
+    );
+    let text = r.helm_values_yaml(Stage::Bgp).unwrap();
+    assert!(text.contains("-n cilium --reuse-values"), "{text}");
+    assert!(
+        !text.contains("KubePrism;"),
+        "no Talos hint for an explicit address"
+    );
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
+
+#[test]
+fn cilium_1_19_is_warned_about_local_services() {
+    // cilium/cilium#44803: 1.19 advertises externalTrafficPolicy: Local VIPs from every node.
+    let warned = |version: &str| {
+        rendered(version)
+            .warnings
+            .iter()
+            .any(|w| w.contains("44803") && w.contains("externalTrafficPolicy: Cluster"))
+    };
+    assert!(warned("1.19"));
+    assert!(!warned("1.18"));
+    assert!(!warned("1.16"));
 }
 
 #[test]
@@ -680,7 +731,7 @@ fn yaml_stream_reads_back_as_the_objects() {
             assert!(text.contains("allowFirstLastIPs: \"Yes\""));
         }
         let files = r.files().unwrap();
-        assert_eq!(files.len(), r.objects.len() + 1);
+        assert_eq!(files.len(), r.objects.len() + Stage::ALL.len());
         for (name, content) in &files {
             assert!(name.ends_with(".yaml") && content.ends_with('\n'), "{name}");
             let doc: Value = serde_saphyr::from_str(content).unwrap();

@@ -48,6 +48,23 @@ pub struct ClusterArgs {
     /// The installed Cilium version (default: read from the cilium DaemonSet's image).
     #[arg(long)]
     pub cilium_version: Option<String>,
+    /// The namespace Cilium runs in (default: `[cilium] namespace` in the configuration when
+    /// it can be read, else kube-system).
+    #[arg(long)]
+    pub cilium_namespace: Option<String>,
+}
+
+impl ClusterArgs {
+    /// Where Cilium runs: the flag, else the configuration file's `[cilium]`, else the default.
+    fn cilium_location(&self) -> crate::config::CiliumLocation {
+        let mut location = crate::config::Config::load(&self.config, None, Vec::new())
+            .map(|c| c.cilium)
+            .unwrap_or_default();
+        if let Some(ns) = &self.cilium_namespace {
+            location.namespace = ns.clone();
+        }
+        location
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,7 +77,9 @@ pub enum Command {
         /// The Cilium version to render for, e.g. 1.18 (not needed with --gateway).
         #[arg(long, required_unless_present = "gateway")]
         cilium_version: Option<String>,
-        /// Write one file per object (and cilium-values.yaml) into DIR instead of printing.
+        /// Write one file per object and the Helm values overlays (cilium-values-1-bgp.yaml
+        /// before the migration, cilium-values-2-final.yaml after it) into DIR instead of
+        /// printing the objects.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Render the old CiliumBGPPeeringPolicy instead of the v2 BGP resources.
@@ -69,6 +88,16 @@ pub enum Command {
         /// The cluster's pod CIDRs, for the native-routing Helm values.
         #[arg(long = "pod-cidr")]
         pod_cidrs: Vec<ipnet::IpNet>,
+        /// The API server address the kube-proxy replacement uses (k8sServiceHost; default
+        /// Talos' KubePrism, localhost).
+        #[arg(long)]
+        k8s_service_host: Option<String>,
+        /// k8sServicePort (default KubePrism's 7445).
+        #[arg(long)]
+        k8s_service_port: Option<u16>,
+        /// The namespace Cilium runs in, for the `helm upgrade` line (default kube-system).
+        #[arg(long)]
+        cilium_namespace: Option<String>,
         /// Print the gateway's FRR configuration instead (what bgplb-agent applies).
         #[arg(long)]
         gateway: bool,
@@ -196,12 +225,15 @@ async fn cilium_version(args: &ClusterArgs, client: &kube::Client) -> Result<Str
     if let Some(v) = &args.cilium_version {
         return Ok(v.clone());
     }
+    let at = args.cilium_location();
     let api: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
-        kube::Api::namespaced(client.clone(), "kube-system");
-    let ds = api
-        .get_opt("cilium")
-        .await
-        .map_err(|e| (69, format!("cannot read kube-system/cilium: {e}")))?;
+        kube::Api::namespaced(client.clone(), &at.namespace);
+    let ds = api.get_opt(&at.daemonset).await.map_err(|e| {
+        (
+            69,
+            format!("cannot read {}/{}: {e}", at.namespace, at.daemonset),
+        )
+    })?;
     ds.and_then(|d| d.spec)
         .and_then(|s| s.template.spec)
         .and_then(|p| p.containers.into_iter().next())
@@ -209,8 +241,11 @@ async fn cilium_version(args: &ClusterArgs, client: &kube::Client) -> Result<Str
         .and_then(|i| crate::watch::version_from_image(&i))
         .ok_or((
             64,
-            "cannot tell the Cilium version from kube-system/cilium: pass --cilium-version"
-                .to_string(),
+            format!(
+                "cannot tell the Cilium version from {}/{}: pass --cilium-version (or \
+                 --cilium-namespace when Cilium runs elsewhere)",
+                at.namespace, at.daemonset
+            ),
         ))
 }
 
@@ -243,6 +278,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             out,
             legacy_peering_policy,
             pod_cidrs,
+            k8s_service_host,
+            k8s_service_port,
+            cilium_namespace,
             gateway,
         } => {
             let (s, cluster) = load_site(&site)?;
@@ -263,6 +301,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let options = bgplb_cilium::RenderOptions {
                 legacy_peering_policy,
                 pod_cidrs,
+                k8s_service_host,
+                k8s_service_port,
+                cilium_namespace,
                 ..Default::default()
             };
             let rendered = bgplb_cilium::render(&s, &cluster, version, &options)
@@ -285,7 +326,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                     }
                     println!("{} file(s) written to {}", files.len(), dir.display());
                 }
-                None => print!("{}", rendered.to_yaml().map_err(|e| (70, e.to_string()))?),
+                None => {
+                    print!("{}", rendered.to_yaml().map_err(|e| (70, e.to_string()))?);
+                    eprintln!(
+                        "note: the Helm values overlays ({} before the migration, {} after it) \
+                         are written by --out DIR",
+                        bgplb_cilium::Stage::Bgp.file_name(),
+                        bgplb_cilium::Stage::Final.file_name()
+                    );
+                }
             }
         }
         Command::Migrate {
@@ -313,6 +362,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 site: s,
                 cluster: cluster_name,
                 cilium_version: version,
+                cilium_namespace: cluster.cilium_location().namespace,
                 dry_run,
                 backup_file,
                 peering_timeout: std::time::Duration::from_secs(timeout),
@@ -384,6 +434,22 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                     }
                 }
             };
+            let at = cluster.cilium_location();
+            let cilium_config = kube
+                .get(&crate::dynkube::ObjectRef::namespaced(
+                    "v1",
+                    "ConfigMap",
+                    &at.namespace,
+                    "cilium-config",
+                ))
+                .await
+                .unwrap_or_else(|e| {
+                    eprintln!(
+                        "warning: cannot read {}/cilium-config ({e}); Cilium's BGP and L2 settings are not checked",
+                        at.namespace
+                    );
+                    None
+                });
             let input = crate::validate::Input {
                 site: s,
                 cluster: cluster_name.clone(),
@@ -392,6 +458,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 cilium: crate::validate::CiliumObjects::from_values(cilium),
                 cilium_version: version,
                 agent,
+                cilium_config,
             };
             let result = crate::validate::validate(&input);
             if json {
@@ -416,7 +483,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Rollback { cluster } => {
             let (kube, _) = kube(&cluster, false).await?;
-            let n = crate::migrate::rollback(&kube)
+            let n = crate::migrate::rollback(&kube, &cluster.cilium_location().namespace)
                 .await
                 .map_err(|e| (1, e.to_string()))?;
             println!("rollback done: {n} object(s) restored or removed");

@@ -53,6 +53,8 @@ pub struct Input {
     pub cilium_version: Option<String>,
     /// The agent's `GET /v1/status`, when the caller could reach it.
     pub agent: Option<AgentStatus>,
+    /// Cilium's `cilium-config` ConfigMap (what the Helm values set), when it could be read.
+    pub cilium_config: Option<Value>,
 }
 
 /// Cilium's objects as the API returns them (`apiVersion`, `kind`, `metadata`, `spec`,

@@ -74,6 +74,19 @@ pub struct Cilium {
     pub bgp_api: BgpApi,
 }
 
+impl Cilium {
+    /// Cilium 1.19's BGP control plane advertises `externalTrafficPolicy: Local` Services from
+    /// every node, endpoint or not (cilium/cilium#44803; 1.18 honours the policy). The same rule
+    /// as `bgplb_cilium::CiliumVersion::advertises_local_services_everywhere`.
+    pub fn advertises_local_services_everywhere(&self) -> bool {
+        let Some(v) = self.version.as_deref() else {
+            return false;
+        };
+        let mut parts = v.trim().trim_start_matches(['v', 'V']).split('.');
+        parts.next() == Some("1") && parts.next() == Some("19")
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BgpApi {

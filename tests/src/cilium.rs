@@ -1,11 +1,13 @@
 //! Cilium's announcements and datapath as the lab plays them, driven by what the Kubernetes
 //! stand-in holds (its LB-IPAM assigns the addresses):
 //!
-//! * BGP: while a `CiliumBGPClusterConfig` (or peering policy) exists, every node's GoBGP
+//! * BGP: while `cilium-config` enables the BGP control plane and a `CiliumBGPClusterConfig`
+//!   (or peering policy) exists, every node's GoBGP
 //!   announces the LoadBalancer addresses of the Services Cilium's BGP control plane advertises
 //!   (no class or its own, not `bgplb.io/no-advertise`), with the community, as the rendered
 //!   advertisement says; an address no Service holds is withdrawn.
-//! * L2: while a `CiliumL2AnnouncementPolicy` exists, the first node answers ARP for the node
+//! * L2: while `cilium-config` enables L2 announcements and a `CiliumL2AnnouncementPolicy`
+//!   exists, the first node answers ARP for the node
 //!   network addresses Services hold (the address on its `eth0`); otherwise it stops.
 //! * The datapath: every node answers TCP on each Service's first port at its addresses.
 //!
@@ -34,9 +36,19 @@ pub struct Cilium {
 
 /// What Cilium would make of the stand-in's objects: (BGP addresses, L2 addresses, served).
 fn desired(sim: &KubeSim) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<(String, u16)>) {
-    let bgp_on = !sim.list("CiliumBGPClusterConfig").is_empty()
-        || !sim.list("CiliumBGPPeeringPolicy").is_empty();
-    let l2_on = !sim.list("CiliumL2AnnouncementPolicy").is_empty();
+    // What the Helm values turned on (`cilium-config`, which the agents read at start): the BGP
+    // control plane and L2 announcements each do nothing while their flag is off.
+    let flag = |key: &str| {
+        sim.list("ConfigMap").iter().any(|c| {
+            c.pointer("/metadata/name").and_then(Value::as_str) == Some("cilium-config")
+                && c.pointer(&format!("/data/{key}")).and_then(Value::as_str) == Some("true")
+        })
+    };
+    let bgp_on = flag("enable-bgp-control-plane")
+        && (!sim.list("CiliumBGPClusterConfig").is_empty()
+            || !sim.list("CiliumBGPPeeringPolicy").is_empty());
+    let l2_on =
+        flag("enable-l2-announcements") && !sim.list("CiliumL2AnnouncementPolicy").is_empty();
     let (mut bgp, mut l2, mut served) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for s in sim.list("Service") {
         if s.pointer("/spec/type").and_then(Value::as_str) != Some("LoadBalancer") {

@@ -38,9 +38,14 @@ fn render_writes_the_cilium_objects_for_a_version() {
         files.contains(&"ciliumbgpclusterconfig-bgplb-home.yaml".to_string()),
         "{files:?}"
     );
+    for stage in ["cilium-values-1-bgp.yaml", "cilium-values-2-final.yaml"] {
+        assert!(files.contains(&stage.to_string()), "{files:?}");
+    }
+    let stage1 = std::fs::read_to_string(dir.path().join("cilium-values-1-bgp.yaml")).unwrap();
     assert!(
-        files.contains(&"cilium-values.yaml".to_string()),
-        "{files:?}"
+        stage1.contains("l2announcements:\n  enabled: true")
+            && stage1.contains("k8sServicePort: 7445"),
+        "{stage1}"
     );
     let stream = companion(&["render", "--site", &site(), "--cilium-version", "1.16"]);
     let text = String::from_utf8_lossy(&stream.stdout);

@@ -190,6 +190,7 @@ fn options(dry_run: bool, dir: &std::path::Path) -> Options {
         site: bgplb_site::parse(bgplb_tests::lab::REFERENCE_SITE).unwrap(),
         cluster: "home".into(),
         cilium_version: "1.18.2".into(),
+        cilium_namespace: "kube-system".into(),
         dry_run,
         backup_file: dir.join("backup.json"),
         peering_timeout: Duration::from_secs(2),
@@ -471,6 +472,41 @@ fn a_failure_in_each_phase_names_it_and_the_run_resumes() {
 }
 
 #[test]
+fn the_migration_needs_stage_one_of_the_values_and_reads_ciliums_namespace() {
+    with_cluster(|sim, agent, dir| async move {
+        // Cilium in its own namespace, with the values not applied yet (BGP off).
+        sim.delete("v1", "ConfigMap", "kube-system", "cilium-config");
+        sim.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "cilium-config", "namespace": "cilium"},
+                         "data": {"enable-bgp-control-plane": "false", "enable-l2-announcements": "true"}}));
+        let mut opts = options(false, &dir);
+        opts.cilium_namespace = "cilium".into();
+        let err = migrate::migrate(&kube(false).await, &*agent, &opts)
+            .await
+            .expect_err("BGP is off");
+        let text = err.to_string();
+        assert!(text.starts_with("phase preflight:"), "{text}");
+        assert!(
+            text.contains("cilium/cilium-config")
+                && text.contains("helm upgrade cilium cilium/cilium -n cilium --reuse-values -f cilium-values-1-bgp.yaml"),
+            "names the stage-1 values: {text}"
+        );
+        assert!(
+            sim.writes().is_empty(),
+            "a refused preflight writes nothing"
+        );
+        // Stage 1 applied: BGP on, L2 still on; the migration runs.
+        sim.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "cilium-config", "namespace": "cilium"},
+                         "data": {"enable-bgp-control-plane": "true", "enable-l2-announcements": "true"}}));
+        migrate::migrate(&kube(false).await, &*agent, &opts)
+            .await
+            .expect("stage 1 is what the migration needs");
+        assert_eq!(ip_of(&sim, "ingress", "traefik"), "172.29.52.200");
+    });
+}
+
+#[test]
 fn a_failure_in_each_phase_can_be_rolled_back_exactly() {
     for phase in PHASES {
         with_cluster(move |sim, agent, dir| async move {
@@ -480,7 +516,7 @@ fn a_failure_in_each_phase_can_be_rolled_back_exactly() {
             migrate::migrate(&k, &*agent, &options(false, &dir))
                 .await
                 .expect_err("must fail");
-            match migrate::rollback(&k).await {
+            match migrate::rollback(&k, "kube-system").await {
                 Ok(_) => {}
                 // Failing before the backup exists leaves nothing to undo.
                 Err(migrate::MigrateError::NoBackup(_)) if phase == "preflight" => {}
@@ -504,7 +540,9 @@ fn a_completed_migration_rolls_back_to_the_l2_setup() {
             .await
             .expect("migration");
         assert_ne!(touched(&sim), before);
-        let n = migrate::rollback(&k).await.expect("rollback");
+        let n = migrate::rollback(&k, "kube-system")
+            .await
+            .expect("rollback");
         assert!(n >= 8, "{n}");
         assert_eq!(
             touched(&sim),

@@ -38,8 +38,8 @@ fn l2_cluster(lab: &Lab) -> KubeSim {
     sim.serve_cilium();
     sim.simulate_lb_ipam();
     sim.apply(objects::cilium_daemonset("1.18.2"));
-    sim.apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cilium-config", "namespace": "kube-system"},
-                     "data": {"enable-bgp-control-plane": "true", "enable-l2-announcements": "true"}}));
+    // Stage 1 of the values applied: BGP on, L2 still on.
+    sim.apply(cilium_config(true, true));
     for n in &lab.nodes {
         sim.apply(objects::node(&n.name, &n.ipv4, None, true));
     }
@@ -104,6 +104,14 @@ fn ips(sim: &KubeSim, ns: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Cilium's `cilium-config` as the Helm values set it.
+fn cilium_config(bgp: bool, l2: bool) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": "cilium-config", "namespace": "kube-system"},
+           "data": {"enable-bgp-control-plane": bgp.to_string(),
+                    "enable-l2-announcements": l2.to_string()}})
+}
+
 #[test]
 fn the_migration_moves_real_traffic_through_the_real_agent_and_back() {
     let (mut lab, site) = Lab::start_with_daemon(
@@ -141,6 +149,7 @@ fn the_migration_moves_real_traffic_through_the_real_agent_and_back() {
         site: site.clone(),
         cluster: "home".into(),
         cilium_version: "1.18.2".into(),
+        cilium_namespace: "kube-system".into(),
         dry_run: false,
         backup_file: dir.path().join("backup.json"),
         peering_timeout: Duration::from_secs(60),
@@ -171,6 +180,9 @@ fn the_migration_moves_real_traffic_through_the_real_agent_and_back() {
     lab.wait_route("172.29.52.100", &ALL);
     std::thread::sleep(Duration::from_secs(2));
     let moved = Instant::now();
+    // Stage 2 of the values, as migrate says: L2 announcements off. The moved services are on
+    // BGP and do not notice.
+    sim.apply(cilium_config(true, false));
     std::thread::sleep(Duration::from_secs(2));
     let new: Vec<(&str, Outcome)> = new.into_iter().map(|(n, t)| (n, t.stop())).collect();
     let old: Vec<(&str, Outcome)> = old.into_iter().map(|(n, t)| (n, t.stop())).collect();
@@ -196,11 +208,23 @@ fn the_migration_moves_real_traffic_through_the_real_agent_and_back() {
     }
     eprintln!("migration wall time: {:.1} s", took.as_secs_f64());
 
-    // Rollback through the same API server rules: the old addresses come back and answer.
+    // Rollback through the same API server rules: the operator applies stage 1 again (L2 on;
+    // no policy selects anything yet), then rolls back; the old addresses come back and answer.
+    sim.apply(cilium_config(true, true));
+    let old = [
+        ("traefik", traffic(&lab, "172.29.51.200", 8443)),
+        ("api", traffic(&lab, "172.29.51.230", 8080)),
+    ];
+    let new = [
+        ("traefik", traffic(&lab, "172.29.52.200", 8443)),
+        ("api", traffic(&lab, "172.29.52.100", 8080)),
+    ];
+    let started = Instant::now();
     let back = block_on_in(&lab.nodes[0].ns.clone(), || async move {
-        migrate::rollback(&dynkube().await).await
+        migrate::rollback(&dynkube().await, "kube-system").await
     })
     .expect("rollback");
+    let took = started.elapsed();
     assert!(back > 0);
     assert_eq!(ips(&sim, "ingress", "traefik"), ["172.29.51.200"]);
     assert_eq!(ips(&sim, "web", "api"), ["172.29.51.230"]);
@@ -213,6 +237,20 @@ fn the_migration_moves_real_traffic_through_the_real_agent_and_back() {
             .then_some(())
         },
     );
+    std::thread::sleep(Duration::from_secs(1));
+    let old: Vec<(&str, Outcome)> = old.into_iter().map(|(n, t)| (n, t.stop())).collect();
+    let new: Vec<(&str, Outcome)> = new.into_iter().map(|(n, t)| (n, t.stop())).collect();
+    for ((name, o), (_, n)) in old.iter().zip(&new) {
+        let last_new = last_ok(n).expect("the BGP address answered before the rollback");
+        let first_old = first_ok(o).expect("the old address answers after the rollback");
+        let window = if first_old <= last_new {
+            "none (both answered for a while)".to_string()
+        } else {
+            format!("{:.1} s", (first_old - last_new).as_secs_f64())
+        };
+        eprintln!("{name}: unreachable window during the rollback: {window}");
+    }
+    eprintln!("rollback wall time: {:.1} s", took.as_secs_f64());
     let api = sim.get("v1", "Service", "web", "api").unwrap();
     assert!(api["metadata"]["annotations"]
         .get("lbipam.cilium.io/ips")

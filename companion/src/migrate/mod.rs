@@ -118,11 +118,85 @@ pub struct Options {
     pub cluster: String,
     /// The Cilium version to render for (detected by the caller).
     pub cilium_version: String,
+    /// Where Cilium runs (its `cilium-config` ConfigMap is read there).
+    pub cilium_namespace: String,
     pub dry_run: bool,
     /// Local copy of the backup.
     pub backup_file: PathBuf,
     pub peering_timeout: Duration,
     pub service_timeout: Duration,
+}
+
+/// Where Cilium's own configuration is, as a live migration sees it (from `cilium-config`,
+/// which the Helm values write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CiliumStage {
+    /// BGP control plane off: apply the stage-1 values first.
+    BgpOff,
+    /// BGP control plane on, L2 announcements on: the migration can run.
+    BgpAndL2,
+    /// BGP control plane on, L2 announcements off: the final state.
+    BgpOnly,
+}
+
+impl CiliumStage {
+    /// Reads `data` of `cilium-config` (missing: treated as everything off).
+    pub fn of(config: Option<&Value>) -> CiliumStage {
+        let on = |key: &str| {
+            config
+                .and_then(|c| c.pointer(&format!("/data/{key}")))
+                .and_then(Value::as_str)
+                == Some("true")
+        };
+        match (
+            on("enable-bgp-control-plane"),
+            on("enable-l2-announcements"),
+        ) {
+            (false, _) => CiliumStage::BgpOff,
+            (true, true) => CiliumStage::BgpAndL2,
+            (true, false) => CiliumStage::BgpOnly,
+        }
+    }
+
+    /// One sentence: where the cluster is and what to apply.
+    pub fn describe(self, namespace: &str) -> String {
+        let bgp = bgplb_cilium::Stage::Bgp.file_name();
+        let last = bgplb_cilium::Stage::Final.file_name();
+        let upgrade = |file: &str| {
+            format!("helm upgrade cilium cilium/cilium -n {namespace} --reuse-values -f {file}")
+        };
+        match self {
+            CiliumStage::BgpOff => format!(
+                "Cilium configuration: BGP control plane off ({namespace}/cilium-config \
+                 enable-bgp-control-plane is not \"true\"); apply stage 1 first: {} \
+                 (`bgplb-companion render --out DIR` writes it; it keeps L2 announcements on), \
+                 then run migrate again",
+                upgrade(bgp)
+            ),
+            CiliumStage::BgpAndL2 => format!(
+                "Cilium configuration: stage 1 (BGP control plane on, L2 announcements on), as \
+                 the migration needs; after its remove-l2 phase apply stage 2: {}",
+                upgrade(last)
+            ),
+            CiliumStage::BgpOnly => "Cilium configuration: stage 2 (BGP control plane on, L2 \
+                 announcements off): Services still on L2 pools are not announced until they \
+                 move"
+                .to_string(),
+        }
+    }
+}
+
+/// Reads where Cilium's configuration is.
+pub async fn cilium_stage(kube: &DynKube, namespace: &str) -> Result<CiliumStage, MigrateError> {
+    let cfg = kube
+        .get(&ObjectRef::namespaced(
+            "v1",
+            "ConfigMap",
+            namespace,
+            "cilium-config",
+        ))
+        .await?;
+    Ok(CiliumStage::of(cfg.as_ref()))
 }
 
 /// Prints one line per step (the progress display).
@@ -292,6 +366,12 @@ pub async fn migrate(
     let (mut p, mut done) = current_plan(kube, opts).await?;
     if opts.dry_run {
         print_plan(&p, &done);
+        println!(
+            "  {}",
+            cilium_stage(kube, &opts.cilium_namespace)
+                .await?
+                .describe(&opts.cilium_namespace)
+        );
         println!("dry run: nothing was changed");
         return Ok(p);
     }
@@ -329,6 +409,14 @@ pub async fn migrate(
             i,
             *phase,
             &format!("{what} ({:.1} s)", started.elapsed().as_secs_f64()),
+        );
+    }
+    if cilium_stage(kube, &opts.cilium_namespace).await? == CiliumStage::BgpAndL2 {
+        println!(
+            "left to do: Cilium still runs L2 announcements; apply stage 2 of the values: helm \
+             upgrade cilium cilium/cilium -n {} --reuse-values -f {}",
+            opts.cilium_namespace,
+            bgplb_cilium::Stage::Final.file_name()
         );
     }
     Ok(p)
@@ -377,9 +465,20 @@ async fn run_phase(
                     .await
                     .map_err(|e| fail(phase, e.to_string()))?;
             }
+            let stage = cilium_stage(kube, &opts.cilium_namespace).await?;
             Ok(format!(
-                "{} L2 announcement polic(ies) removed",
-                p.l2_policies.len()
+                "{} L2 announcement polic(ies) removed{}",
+                p.l2_policies.len(),
+                if stage == CiliumStage::BgpAndL2 {
+                    format!(
+                        "; now apply stage 2 of the Cilium values: helm upgrade cilium \
+                         cilium/cilium -n {} --reuse-values -f {}",
+                        opts.cilium_namespace,
+                        bgplb_cilium::Stage::Final.file_name()
+                    )
+                } else {
+                    String::new()
+                }
             ))
         }
         Phase::Verify => verify(agent, opts, p).await,
@@ -422,22 +521,13 @@ async fn preflight(
         .map_err(|e| fail(phase, e.to_string()))?;
     v.check_supported()
         .map_err(|e| fail(phase, e.to_string()))?;
-    // Cilium's BGP control plane must be on (Helm bgpControlPlane.enabled → cilium-config).
-    let cfg = kube
-        .get(&ObjectRef::namespaced(
-            "v1",
-            "ConfigMap",
-            "kube-system",
-            "cilium-config",
-        ))
-        .await?;
-    let bgp = cfg
-        .as_ref()
-        .and_then(|c| c.pointer("/data/enable-bgp-control-plane"))
-        .and_then(Value::as_str);
-    if bgp != Some("true") {
-        return Err(fail(phase, "Cilium's BGP control plane is off (kube-system/cilium-config enable-bgp-control-plane is not \"true\"): set bgpControlPlane.enabled=true in the Helm values (bgplb-companion render shows them)"));
+    // Cilium's BGP control plane must be on (Helm bgpControlPlane.enabled → cilium-config),
+    // with L2 announcements still on while Services move (stage 1 of the values).
+    let stage = cilium_stage(kube, &opts.cilium_namespace).await?;
+    if stage == CiliumStage::BgpOff {
+        return Err(fail(phase, stage.describe(&opts.cilium_namespace)));
     }
+    println!("    {}", stage.describe(&opts.cilium_namespace));
     let status = agent
         .status()
         .await
@@ -782,7 +872,10 @@ async fn verify(agent: &impl AgentApi, opts: &Options, p: &Plan) -> Result<Strin
 }
 
 /// Restores the backup exactly and deletes what the migration created; forgets the progress.
-pub async fn rollback(kube: &DynKube) -> Result<usize, MigrateError> {
+/// Undoes a migration: restores the backup, asks LB-IPAM for the original addresses, removes
+/// what the migration created. `cilium_namespace` is where `cilium-config` says whether the
+/// restored L2 policies will announce anything.
+pub async fn rollback(kube: &DynKube, cilium_namespace: &str) -> Result<usize, MigrateError> {
     let Some(b) = read_cm::<Backup>(kube, BACKUP_CONFIGMAP, "backup").await? else {
         // Stopped before the backup: nothing was changed yet; forget the progress.
         if kube.get(&cm_ref(STATE_CONFIGMAP)).await?.is_some() {
@@ -880,5 +973,49 @@ pub async fn rollback(kube: &DynKube) -> Result<usize, MigrateError> {
     kube.delete(&cm_ref(STATE_CONFIGMAP)).await?;
     // The cluster is as it was: the next migration takes a fresh backup.
     kube.delete(&cm_ref(BACKUP_CONFIGMAP)).await?;
+    let restored_l2 = b
+        .objects
+        .iter()
+        .any(|o| o["kind"] == "CiliumL2AnnouncementPolicy");
+    if restored_l2 && cilium_stage(kube, cilium_namespace).await? != CiliumStage::BgpAndL2 {
+        println!(
+            "left to do: Cilium's L2 announcements are off, so the restored L2 policies announce \
+             nothing yet; apply stage 1 of the values again: helm upgrade cilium cilium/cilium \
+             -n {cilium_namespace} --reuse-values -f {}",
+            bgplb_cilium::Stage::Bgp.file_name()
+        );
+    }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cilium_stage_is_read_from_cilium_config() {
+        let cfg = |bgp: &str, l2: &str| json!({"data": {"enable-bgp-control-plane": bgp, "enable-l2-announcements": l2}});
+        assert_eq!(CiliumStage::of(None), CiliumStage::BgpOff);
+        assert_eq!(
+            CiliumStage::of(Some(&json!({"data": {}}))),
+            CiliumStage::BgpOff
+        );
+        assert_eq!(
+            CiliumStage::of(Some(&cfg("false", "true"))),
+            CiliumStage::BgpOff
+        );
+        assert_eq!(
+            CiliumStage::of(Some(&cfg("true", "true"))),
+            CiliumStage::BgpAndL2
+        );
+        assert_eq!(
+            CiliumStage::of(Some(&cfg("true", "false"))),
+            CiliumStage::BgpOnly
+        );
+        let text = CiliumStage::BgpAndL2.describe("kube-system");
+        assert!(
+            text.contains("-n kube-system --reuse-values -f cilium-values-2-final.yaml"),
+            "{text}"
+        );
+    }
 }

@@ -84,6 +84,16 @@ pub(super) fn show_asn(asn: Option<u64>) -> String {
 pub(super) fn check(ctx: &Ctx) -> Check {
     let mut f = Findings::new("bgp-objects");
     let e = Expect::new(ctx);
+    if ctx.input.cilium_config.is_some()
+        && crate::migrate::CiliumStage::of(ctx.input.cilium_config.as_ref())
+            == crate::migrate::CiliumStage::BgpOff
+    {
+        f.fail(format!(
+            "Cilium's BGP control plane is off (cilium-config enable-bgp-control-plane is not \
+             \"true\"): no object below does anything; apply stage 1 of the Helm values ({})",
+            bgplb_cilium::Stage::Bgp.file_name()
+        ));
+    }
     for fam in &e.families {
         if e.gateway_of(*fam).is_empty() {
             f.fail(format!(

@@ -25,6 +25,16 @@ pub(super) fn check(ctx: &Ctx) -> Check {
     }
     if f.lines.is_empty() {
         f.info("no CiliumL2AnnouncementPolicy");
+        if crate::migrate::CiliumStage::of(ctx.input.cilium_config.as_ref())
+            == crate::migrate::CiliumStage::BgpAndL2
+        {
+            f.warn(format!(
+                "Cilium still runs L2 announcements (cilium-config enable-l2-announcements is \
+                 \"true\"): nothing selects a Service now, but apply stage 2 of the Helm values \
+                 ({}) so a new policy cannot bring the ARP conflict back",
+                bgplb_cilium::Stage::Final.file_name()
+            ));
+        }
     }
     f.finish()
 }

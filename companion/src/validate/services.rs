@@ -13,6 +13,12 @@ const L2_CLASS: &str = "io.cilium/l2-announcer";
 pub(super) fn check(ctx: &Ctx) -> Check {
     let mut f = Findings::new("service-ips");
     let (mut checked, mut addresses) = (0usize, 0usize);
+    let local_advertised_everywhere = ctx
+        .input
+        .cilium_version
+        .as_deref()
+        .and_then(|v| bgplb_cilium::CiliumVersion::parse(v).ok())
+        .is_some_and(|v| v.advertises_local_services_everywhere());
     for s in &ctx.services {
         match s.load_balancer_class.as_deref() {
             None | Some(BGP_CLASS) => {}
@@ -27,6 +33,14 @@ pub(super) fn check(ctx: &Ctx) -> Check {
             }
         }
         checked += 1;
+        if s.external_traffic_policy == "Local" && local_advertised_everywhere {
+            f.warn(format!(
+                "{s}: externalTrafficPolicy Local: Cilium {} advertises it from every node, \
+                 endpoint or not (cilium/cilium#44803), and nodes without one drop what the \
+                 gateway sends them; use externalTrafficPolicy: Cluster on this version",
+                ctx.input.cilium_version.as_deref().unwrap_or_default()
+            ));
+        }
         if s.ips.is_empty() {
             f.warn(format!(
                 "{s}: pending: no LoadBalancer IP yet (does a pool select it, and has it free addresses?)"

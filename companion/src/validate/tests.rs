@@ -37,6 +37,8 @@ fn healthy() -> Input {
         cilium: CiliumObjects::from_values([value(fixture!("validate/cilium-1.18.json"))]),
         cilium_version: Some("1.18.2".into()),
         agent: Some(serde_json::from_str(fixture!("validate/agent-status.json")).unwrap()),
+        cilium_config: Some(serde_json::json!({"data": {
+            "enable-bgp-control-plane": "true", "enable-l2-announcements": "false"}})),
     }
 }
 
@@ -754,4 +756,56 @@ fn table_markdown_and_json() {
         .as_str()
         .unwrap()
         .contains("l2-default"));
+}
+
+#[test]
+fn the_stage_of_ciliums_values_is_checked() {
+    let stage = |bgp: &str, l2: &str| {
+        let mut input = healthy();
+        input.cilium_config = Some(json!({"data": {
+            "enable-bgp-control-plane": bgp, "enable-l2-announcements": l2}}));
+        validate(&input)
+    };
+    // Stage 1 left on after the migration: no policy selects anything, but L2 still runs.
+    let r = stage("true", "true");
+    expect(
+        &r,
+        "l2-policies",
+        Status::Warn,
+        &["enable-l2-announcements", "cilium-values-2-final.yaml"],
+    );
+    // BGP off: the objects do nothing.
+    let r = stage("false", "true");
+    expect(
+        &r,
+        "bgp-objects",
+        Status::Fail,
+        &["BGP control plane is off", "cilium-values-1-bgp.yaml"],
+    );
+    // The final stage, or a ConfigMap the caller could not read: nothing to say.
+    for input in [healthy(), {
+        let mut i = healthy();
+        i.cilium_config = None;
+        i
+    }] {
+        let r = validate(&input);
+        no_detail(&r, "l2-policies", "enable-l2-announcements");
+        no_detail(&r, "bgp-objects", "BGP control plane is off");
+    }
+}
+
+#[test]
+fn local_services_on_cilium_1_19_are_warned_about() {
+    // cilium/cilium#44803: 1.19 advertises externalTrafficPolicy: Local from every node.
+    let mut input = healthy();
+    input.cilium_version = Some("1.19.1".into());
+    let r = validate(&input);
+    expect(
+        &r,
+        "service-ips",
+        Status::Warn,
+        &["media/jellyfin", "44803"],
+    );
+    no_detail(&r, "service-ips", "ingress/traefik: externalTrafficPolicy");
+    no_detail(&validate(&healthy()), "service-ips", "44803");
 }

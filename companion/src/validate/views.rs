@@ -67,6 +67,8 @@ pub(super) struct ServiceView {
     /// `status.loadBalancer.ingress[].ip`, as found.
     pub ips: Vec<String>,
     pub load_balancer_class: Option<String>,
+    /// `spec.externalTrafficPolicy` (`Cluster` when unset).
+    pub external_traffic_policy: String,
 }
 
 impl fmt::Display for ServiceView {
@@ -93,6 +95,10 @@ pub(super) fn lb_services(services: &[Service]) -> Vec<ServiceView> {
                 name: s.metadata.name.clone()?,
                 ips: crate::project::lb_ips(s),
                 load_balancer_class: spec.load_balancer_class.clone(),
+                external_traffic_policy: spec
+                    .external_traffic_policy
+                    .clone()
+                    .unwrap_or_else(|| "Cluster".into()),
             })
         })
         .collect();
