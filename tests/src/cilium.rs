@@ -34,6 +34,24 @@ pub struct Cilium {
     pub state: Arc<Mutex<(BTreeSet<String>, BTreeSet<String>)>>,
 }
 
+/// `ip` as a host prefix.
+fn host(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("{ip}/128")
+    } else {
+        format!("{ip}/32")
+    }
+}
+
+/// GoBGP's address family of `ip`.
+fn afi(ip: &str) -> &'static str {
+    if ip.contains(':') {
+        "ipv6"
+    } else {
+        "ipv4"
+    }
+}
+
 /// What Cilium would make of the stand-in's objects: (BGP addresses, L2 addresses, served).
 fn desired(sim: &KubeSim) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<(String, u16)>) {
     // What the Helm values turned on (`cilium-config`, which the agents read at start): the BGP
@@ -122,16 +140,7 @@ impl Cilium {
                     }
                     if on_lo.insert(ip.clone()) {
                         for (_, ns) in &nodes {
-                            cmd::quiet(&[
-                                "ip",
-                                "-n",
-                                ns,
-                                "addr",
-                                "add",
-                                &format!("{ip}/32"),
-                                "dev",
-                                "lo",
-                            ]);
+                            cmd::quiet(&["ip", "-n", ns, "addr", "add", &host(ip), "dev", "lo"]);
                         }
                     }
                 }
@@ -144,8 +153,8 @@ impl Cilium {
                                 "rib",
                                 "add",
                                 "-a",
-                                "ipv4",
-                                &format!("{ip}/32"),
+                                afi(ip),
+                                &host(ip),
                                 "community",
                                 COMMUNITY,
                             ],
@@ -155,10 +164,7 @@ impl Cilium {
                 }
                 for ip in announced.difference(&bgp.clone()) {
                     for (_, ns) in &nodes {
-                        gobgp_in(
-                            ns,
-                            &["global", "rib", "del", "-a", "ipv4", &format!("{ip}/32")],
-                        );
+                        gobgp_in(ns, &["global", "rib", "del", "-a", afi(ip), &host(ip)]);
                     }
                 }
                 announced.retain(|ip| bgp.contains(ip));
@@ -189,16 +195,7 @@ impl Cilium {
                     ]);
                     // The datapath forgets it too.
                     for (_, ns) in &nodes {
-                        cmd::quiet(&[
-                            "ip",
-                            "-n",
-                            ns,
-                            "addr",
-                            "del",
-                            &format!("{ip}/32"),
-                            "dev",
-                            "lo",
-                        ]);
+                        cmd::quiet(&["ip", "-n", ns, "addr", "del", &host(ip), "dev", "lo"]);
                     }
                     on_lo.remove(ip);
                 }

@@ -10,6 +10,7 @@ pub mod bins;
 pub mod cilium;
 pub mod client;
 pub mod cmd;
+pub mod fixtures;
 pub mod kubesim;
 pub mod lab;
 pub mod lbipam;

@@ -34,6 +34,17 @@ impl Traffic {
     /// Starts a request to `addr` every `every` from namespace `ns`; each gets `timeout` to
     /// connect and answer.
     pub fn start(ns: &str, addr: SocketAddr, every: Duration, timeout: Duration) -> Traffic {
+        Traffic::follow(ns, move || Some(addr), every, timeout)
+    }
+
+    /// Like [`Traffic::start`], but each request goes to wherever `target` says now (a client
+    /// that follows a Service's address as DNS would); `None` counts as a failed request.
+    pub fn follow(
+        ns: &str,
+        target: impl Fn() -> Option<SocketAddr> + Send + 'static,
+        every: Duration,
+        timeout: Duration,
+    ) -> Traffic {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (samples.clone(), stop.clone());
@@ -49,9 +60,13 @@ impl Traffic {
             let limit = Instant::now() + Duration::from_secs(3600);
             while !st.load(Ordering::SeqCst) && Instant::now() < limit {
                 let s = s.clone();
+                let addr = target();
                 workers.push(std::thread::spawn(move || {
                     let at = Instant::now();
-                    let result = request(addr, timeout);
+                    let result = match addr {
+                        Some(a) => request(a, timeout),
+                        None => Err("no address".into()),
+                    };
                     s.lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .push(Sample { at, result });
@@ -128,6 +143,28 @@ impl Outcome {
                 .cloned()
                 .collect(),
         }
+    }
+
+    /// The longest time requests kept failing: from the first failed request of a run to the
+    /// first answered one after it (or the last request, when the run never ended). Zero when
+    /// none failed; the resolution is the request interval.
+    pub fn longest_outage(&self) -> Duration {
+        let mut longest = Duration::ZERO;
+        let mut run_start: Option<Instant> = None;
+        for s in &self.samples {
+            match (&s.result, run_start) {
+                (Err(_), None) => run_start = Some(s.at),
+                (Ok(_), Some(start)) => {
+                    longest = longest.max(s.at - start);
+                    run_start = None;
+                }
+                _ => {}
+            }
+        }
+        if let (Some(start), Some(last)) = (run_start, self.samples.last()) {
+            longest = longest.max(last.at - start);
+        }
+        longest
     }
 
     /// Which nodes answered, with counts.
