@@ -106,7 +106,9 @@ impl Applier {
     /// Plans `desired` with `overlay` on top against the running FRR without changing anything.
     pub async fn plan(&self, desired: &str, overlay: &Overlay) -> Result<Planned, Error> {
         let running = self.vtysh.running().await?;
-        let plan = plan(&overlay.owned(desired), &Owned::from_text(&running.config))?;
+        let have = Owned::from_text(&running.config);
+        let plan =
+            plan(&overlay.owned(desired), &have)?.for_frr(&have, self.vtysh.frr_version().await?);
         Ok(Planned {
             plan,
             running,
@@ -323,7 +325,8 @@ impl Applier {
             target.asn = asn;
         }
         let running = self.vtysh.running().await?;
-        let rollback = plan(&target, &Owned::from_text(&running.config))?;
+        let have = Owned::from_text(&running.config);
+        let rollback = plan(&target, &have)?.for_frr(&have, self.vtysh.frr_version().await?);
         if !rollback.is_empty() {
             let path = self.data_dir.join("frr").join("rollback.vtysh");
             files::write_atomic(&path, &rollback.script())?;

@@ -55,7 +55,12 @@ pub enum Command {
     /// Validate the site file and print every problem with its key.
     CheckConfig,
     /// Print the complete desired FRR configuration (also what the UniFi BGP upload takes). Touches nothing.
-    Render,
+    Render {
+        /// The FRR release to render for, e.g. 7.5 (UniFi OS 4 runs bullseye's 7.5.1); default
+        /// 8.4. Lines an older FRR would reject are left out.
+        #[arg(long)]
+        frr_version: Option<bgplb_frr::FrrVersion>,
+    },
     /// Show what `apply` would change in the running FRR. Changes nothing.
     Plan,
     /// Apply the desired configuration to FRR, verify it, record a generation.
@@ -171,8 +176,10 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 site.clusters.iter().map(|c| c.nodes.len()).sum::<usize>()
             );
         }
-        Command::Render => {
-            print!("{}", desired::render(&site, &desired::site_inputs(&site)?));
+        Command::Render { frr_version } => {
+            let mut inputs = desired::site_inputs(&site)?;
+            inputs.frr = frr_version.unwrap_or_default();
+            print!("{}", desired::render(&site, &inputs));
         }
         Command::Plan => {
             // The same inputs as `apply`: the segment, ECMP (a test route in a private table,
@@ -183,13 +190,17 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             let store = Store::open(&settings.data_dir.join("state.db"))?;
             let text = desired::render(
                 &site,
-                &desired::inputs_from_store(&site, &store, ecmp.supported)?,
+                &desired::inputs_from_store(
+                    &site,
+                    &store,
+                    ecmp.supported,
+                    vtysh.frr_version().await?,
+                )?,
             );
             let overlay = crate::liveness::stored_overlay(&store)?;
-            let plan = bgplb_frr::plan::plan(
-                &overlay.owned(&text),
-                &bgplb_frr::Owned::from_text(&vtysh.running().await?.config),
-            )?;
+            let have = bgplb_frr::Owned::from_text(&vtysh.running().await?.config);
+            let plan = bgplb_frr::plan::plan(&overlay.owned(&text), &have)?
+                .for_frr(&have, vtysh.frr_version().await?);
             for a in &segment.actions {
                 println!("segment: {a}");
             }
@@ -215,9 +226,11 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             let kernel = Kernel::connect()?;
             let segment = netcheck::reconcile_segment(&kernel, &site, false).await?;
             let ecmp = checks::ecmp_decision(&kernel.probe_ecmp().await);
+            let frr = vtysh.frr_version().await?;
             let mut applier =
                 Applier::open(&settings.data_dir, vtysh, settings.frr.save, LOCK_WAIT)?;
-            let inputs = desired::inputs_from_store(&site, &applier.store.get(), ecmp.supported)?;
+            let inputs =
+                desired::inputs_from_store(&site, &applier.store.get(), ecmp.supported, frr)?;
             let text = desired::render(&site, &inputs);
             let overlay = crate::liveness::stored_overlay(&applier.store.get())?;
             let result = applier.apply(&text, &overlay, Source::Cli, None).await?;

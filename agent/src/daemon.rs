@@ -510,14 +510,17 @@ impl App {
             .unwrap_or_default()
     }
 
-    /// The desired FRR configuration from the site and the accepted reports.
-    pub fn desired(&self) -> String {
+    /// The desired FRR configuration from the site and the accepted reports, for the FRR
+    /// release that runs.
+    pub async fn desired(&self) -> String {
+        let frr = self.vtysh.frr_version().await.unwrap_or_default();
         let clusters = self.clusters();
         let accepted = clusters
             .iter()
             .filter_map(|(name, s)| s.checked.as_ref().map(|c| (name.as_str(), c)));
         let ecmp = checks::ecmp_proven(lock(&self.ecmp).as_ref());
-        let inputs = report::inputs(&self.site(), lock(&self.password).clone(), ecmp, accepted);
+        let mut inputs = report::inputs(&self.site(), lock(&self.password).clone(), ecmp, accepted);
+        inputs.frr = frr;
         desired::render(&self.site(), &inputs)
     }
 
@@ -565,9 +568,9 @@ impl App {
                 }
             })
             .collect();
-        let (peers, frr_error) = match self.cached_status().await {
-            Ok(s) => (s.peers, s.frr_error),
-            Err(e) => (Vec::new(), Some(e.to_string())),
+        let (peers, frr_error, frr_version) = match self.cached_status().await {
+            Ok(s) => (s.peers, s.frr_error, s.frr_version),
+            Err(e) => (Vec::new(), Some(e.to_string()), None),
         };
         let kernel_checks = match &*lock(&self.validation) {
             Some(Ok(v)) => v
@@ -623,6 +626,7 @@ impl App {
             generation,
             last_apply_error,
             frr_error,
+            frr_version,
             clusters,
             peers: peers
                 .iter()
@@ -851,7 +855,7 @@ async fn reconciler(
         });
         let (text, restores) = match pinned {
             Some(g) => (g.config, Some(g.number)),
-            None => (app.desired(), None),
+            None => (app.desired().await, None),
         };
         // The same configuration failed before: wait out the backoff (each failure records a
         // generation row and an event; retrying every tick would fill the disk).

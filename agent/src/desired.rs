@@ -26,6 +26,7 @@ pub fn inputs_from_store(
     site: &Site,
     store: &crate::store::Store,
     ecmp: bool,
+    frr: bgplb_frr::FrrVersion,
 ) -> Result<GatewayInputs, Error> {
     let password = site_inputs(site)?.password;
     let mut checked = Vec::new();
@@ -40,12 +41,14 @@ pub fn inputs_from_store(
             checked.push((stored.cluster.clone(), c));
         }
     }
-    Ok(crate::report::inputs(
+    let mut inputs = crate::report::inputs(
         site,
         password,
         ecmp,
         checked.iter().map(|(n, c)| (n.as_str(), c)),
-    ))
+    );
+    inputs.frr = frr;
+    Ok(inputs)
 }
 
 /// The accepted reports, parsed (for status and the FIB check).

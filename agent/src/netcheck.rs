@@ -266,6 +266,26 @@ impl LivenessFacts {
     }
 }
 
+/// The FRR release against the ones bgplb is tested with.
+pub fn frr_version_check(v: bgplb_frr::FrrVersion) -> Check {
+    let tested: Vec<String> = bgplb_frr::FrrVersion::TESTED
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    if v.is_tested() {
+        Check::new("frr-version", true, vec![format!("FRR {v} (tested)")])
+    } else {
+        Check::warn(
+            "frr-version",
+            vec![format!(
+                "FRR {v} is outside the releases bgplb is tested with ({}): bgplb renders what \
+                 its capability table says {v} understands, but `plan` before an apply is wise",
+                tested.join(", ")
+            )],
+        )
+    }
+}
+
 /// Runs every kernel check. `frr` is the FRR part of `status` (sessions), `reports` the
 /// accepted reports, `bgp_routes` FRR's best routes, `liveness` what node liveness decided.
 pub async fn validate(
@@ -346,6 +366,13 @@ pub async fn validate(
         }
     }
 
+    if let Some(v) = status
+        .frr_version
+        .as_deref()
+        .and_then(|v| v.parse::<bgplb_frr::FrrVersion>().ok())
+    {
+        checks.push(frr_version_check(v));
+    }
     checks.push(match &status.unsaved {
         Some(u) => Check::new("saved", false, vec![u.clone()]),
         None => Check::new(
@@ -513,6 +540,15 @@ mod tests {
                 .unwrap();
             assert_eq!(jellyfin.nexthops.len(), expected, "Cilium {version}");
         }
+    }
+
+    #[test]
+    fn an_frr_outside_the_tested_releases_is_a_warning() {
+        let c = frr_version_check(bgplb_frr::FrrVersion::new(7, 5));
+        assert!(c.ok && !c.warning, "{:?}", c.details);
+        let c = frr_version_check(bgplb_frr::FrrVersion::new(9, 1));
+        assert!(c.warning, "{:?}", c.details);
+        assert!(c.details[0].contains("7.5, 8.4, 10.3"), "{:?}", c.details);
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Status {
     pub last_failure: Option<GenerationBrief>,
     /// Why FRR could not be read, if it could not.
     pub frr_error: Option<String>,
+    /// The FRR release that runs (`major.minor`), when FRR answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frr_version: Option<String>,
     /// Why FRR's configuration file may lack what it runs (a failed `write memory`).
     pub unsaved: Option<String>,
     /// A rollback's pin, when set.
@@ -182,6 +185,7 @@ pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn
         generation: current.as_ref().map(GenerationBrief::from),
         last_failure,
         frr_error: None,
+        frr_version: None,
         unsaved,
         pinned,
         peers: Vec::new(),
@@ -192,6 +196,7 @@ pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn
     };
     let routes = match peers(vtysh).await {
         Ok((p, routes)) => {
+            status.frr_version = vtysh.frr_version().await.ok().map(|v| v.to_string());
             status.peers = p;
             routes
         }
@@ -370,7 +375,15 @@ fn from_value<T: serde::de::DeserializeOwned>(
 
 /// Human form: a header and a table of sessions.
 pub fn render_table(s: &Status) -> String {
-    let mut out = format!("gateway {} (AS {})\n", s.gateway, s.asn);
+    let mut out = format!(
+        "gateway {} (AS {}){}\n",
+        s.gateway,
+        s.asn,
+        s.frr_version
+            .as_deref()
+            .map(|v| format!(", FRR {v}"))
+            .unwrap_or_default()
+    );
     match &s.generation {
         Some(g) => out.push_str(&format!(
             "generation {} applied {} from {} (config {})\n",

@@ -6,9 +6,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bgplb_frr::show;
+use bgplb_frr::{show, FrrVersion};
 use bgplb_site::FrrSettings;
 use serde::de::DeserializeOwned;
 use tokio::process::Command;
@@ -21,6 +22,8 @@ pub struct Vtysh {
     instance: Option<String>,
     timeout: Duration,
     vty_dir: PathBuf,
+    /// The FRR release last seen (every running-config read says it): what to render for.
+    version: Arc<Mutex<Option<FrrVersion>>>,
 }
 
 /// What FRR runs now.
@@ -51,6 +54,45 @@ impl Vtysh {
             instance: settings.instance.clone().filter(|i| !i.is_empty()),
             timeout: Duration::from_secs(settings.timeout.max(1)),
             vty_dir: settings.vty_dir.clone(),
+            version: Arc::default(),
+        }
+    }
+
+    /// The FRR release that runs: the one the last running-config read named, else asked with
+    /// `show version`. An answer without a version (a vtysh stand-in) gives the reference
+    /// release.
+    pub async fn frr_version(&self) -> Result<FrrVersion, Error> {
+        if let Some(v) = *self.version.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(v);
+        }
+        let out = self
+            .run("show version", &args(&["-c", "show version"]))
+            .await?;
+        if !out.status.success() {
+            return Err(Error::FrrUnavailable {
+                what: "show version".into(),
+                detail: first_line(&out.stdout, &out.stderr),
+            });
+        }
+        let v = FrrVersion::from_output(&out.stdout).unwrap_or_else(|| {
+            tracing::warn!(
+                output = %first_line(&out.stdout, &out.stderr),
+                "no FRR version in `show version`: rendering for {}",
+                FrrVersion::REFERENCE
+            );
+            FrrVersion::REFERENCE
+        });
+        self.learn(&v);
+        Ok(v)
+    }
+
+    fn learn(&self, v: &FrrVersion) {
+        let mut known = self.version.lock().unwrap_or_else(|p| p.into_inner());
+        if *known != Some(*v) {
+            if let Some(old) = *known {
+                tracing::warn!(from = %old, to = %v, "FRR's release changed");
+            }
+            *known = Some(*v);
         }
     }
 
@@ -117,6 +159,9 @@ impl Vtysh {
             return Err(unavailable(
                 "no running configuration in vtysh's output".into(),
             ));
+        }
+        if let Some(v) = FrrVersion::from_output(&config) {
+            self.learn(&v);
         }
         Ok(Running { summary, config })
     }

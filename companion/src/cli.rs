@@ -101,6 +101,9 @@ pub enum Command {
         /// Print the gateway's FRR configuration instead (what bgplb-agent applies).
         #[arg(long)]
         gateway: bool,
+        /// With --gateway: the FRR release to render for, e.g. 7.5 (default 8.4).
+        #[arg(long, requires = "gateway")]
+        frr_version: Option<bgplb_site::FrrVersion>,
     },
     /// The L2 -> BGP migration, in phases, resumable; --dry-run prints the plan.
     Migrate {
@@ -282,17 +285,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             k8s_service_port,
             cilium_namespace,
             gateway,
+            frr_version,
         } => {
             let (s, cluster) = load_site(&site)?;
             if gateway {
                 let password = bgplb_site::read_password(&s).map_err(|p| (64, p.to_string()))?;
-                print!(
-                    "{}",
-                    bgplb_site::gateway::render_text(
-                        &s,
-                        &bgplb_site::GatewayInputs::from_site(&s, password)
-                    )
-                );
+                let mut inputs = bgplb_site::GatewayInputs::from_site(&s, password);
+                inputs.frr = frr_version.unwrap_or_default();
+                print!("{}", bgplb_site::gateway::render_text(&s, &inputs));
                 return Ok(ExitCode::SUCCESS);
             }
             let version =

@@ -10,6 +10,7 @@
 //! * [`overlay`]: liveness state (shut neighbours, drained neighbours) applied on top of a
 //!   generation without becoming one.
 //! * [`show`]: serde types for the `show ... json` outputs the agent reads back.
+//! * [`version`]: which FRR runs, and the one table of lines only some releases understand.
 //!
 //! Nothing here performs I/O: the agent's executor is the only code that talks to FRR.
 
@@ -21,7 +22,9 @@ pub mod plan;
 pub mod render;
 pub mod show;
 pub mod text;
+pub mod version;
 
 pub use model::{Config, Family};
 pub use owned::Owned;
 pub use plan::{Change, Plan};
+pub use version::{Capability, FrrVersion};

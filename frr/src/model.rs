@@ -133,7 +133,8 @@ pub struct CommunityListEntry {
 pub struct RouteMap {
     pub name: String,
     pub entries: Vec<RouteMapEntry>,
-    /// `no route-map NAME optimization`. FRR 8.x indexes route-map entries by the prefixes of the
+    /// `no route-map NAME optimization` (an FRR that has the line: see
+    /// [`crate::version::Capability::RouteMapOptimization`]). FRR 8.x indexes route-map entries by the prefixes of the
     /// prefix-lists they match, and that index loses a prefix when an entry with the same prefix
     /// is removed and re-added under another sequence number (seen with FRR 8.4 when a pool
     /// change renumbers the list: the VIP was refused although the list permitted it). bgplb's
@@ -186,10 +187,11 @@ pub struct RouterBgp {
 pub struct GracefulRestart {
     pub restart_time: u32,
     pub stalepath_time: u32,
-    /// `no bgp graceful-restart notification` when false: the N-bit (RFC 8538) is not
+    /// `no bgp graceful-restart notification` when `Some(false)`: the N-bit (RFC 8538) is not
     /// negotiated, so a hold-timer expiry is an ordinary session loss (routes flushed) while a
-    /// speaker that restarts still gets graceful restart. FRR 8.3 and later negotiate it by default.
-    pub notification: bool,
+    /// speaker that restarts still gets graceful restart. FRR 8.3 and later negotiate it by
+    /// default; `None` for an FRR without the line (before 8.3 there is no N-bit to negotiate).
+    pub notification: Option<bool>,
 }
 
 impl GracefulRestart {

@@ -361,6 +361,40 @@ impl Plan {
         self.changes.is_empty()
     }
 
+    /// The plan as `frr` can take it: an FRR that cannot write a prefix-list entry over
+    /// another at the same sequence number (see
+    /// [`Capability::PrefixListEntryReplace`](crate::Capability)) gets the old entry removed
+    /// right before.
+    pub fn for_frr(mut self, running: &Owned, frr: crate::FrrVersion) -> Plan {
+        if frr.has(crate::Capability::PrefixListEntryReplace) {
+            return self;
+        }
+        let mut changes = Vec::with_capacity(self.changes.len());
+        for change in self.changes {
+            if let Change::Add { path, line } = &change {
+                if path.is_empty() && prefix_list_content(line).is_some() {
+                    let key = replace_key(line);
+                    let old = running
+                        .top
+                        .iter()
+                        .find(|r| *r != line && replace_key(r) == key);
+                    if let Some(old) = old {
+                        let removal = Change::Remove {
+                            path: Vec::new(),
+                            line: old.clone(),
+                        };
+                        if !changes.contains(&removal) {
+                            changes.push(removal);
+                        }
+                    }
+                }
+            }
+            changes.push(change);
+        }
+        self.changes = changes;
+        self
+    }
+
     /// The vtysh script (for `vtysh -f`) applying every change in order.
     pub fn script(&self) -> String {
         let mut out = String::new();
@@ -554,6 +588,44 @@ exit
             "no ip prefix-list BGPLB-c-POOLS-V4 seq 20\n\
              ip prefix-list BGPLB-c-POOLS-V4 seq 20 permit 172.29.52.150/31 ge 32\n\
              ip prefix-list BGPLB-c-POOLS-V4 seq 30 permit 172.29.52.200/29 ge 32\n"
+        );
+    }
+
+    #[test]
+    fn frr_7_5_gets_an_entry_removed_before_another_takes_its_sequence_number() {
+        // 8.0+ writes over seq 10 in place; 7.5.1 aborts on that (trie_install_fn).
+        let desired = BASE.replace(
+            "ip prefix-list BGPLB-c-POOLS-V4 seq 10 permit 172.29.52.100/30 ge 32\n",
+            "ip prefix-list BGPLB-c-POOLS-V4 seq 10 permit 172.29.52.100/31 ge 32\n",
+        );
+        let p = plan_text(&desired, BASE);
+        let in_place = "ip prefix-list BGPLB-c-POOLS-V4 seq 10 permit 172.29.52.100/31 ge 32\n";
+        assert_eq!(
+            p.clone()
+                .for_frr(&Owned::from_text(BASE), crate::FrrVersion::new(8, 4))
+                .script(),
+            in_place
+        );
+        let old = p.for_frr(&Owned::from_text(BASE), crate::FrrVersion::new(7, 5));
+        assert_eq!(
+            old.script(),
+            format!("no ip prefix-list BGPLB-c-POOLS-V4 seq 10\n{in_place}")
+        );
+        // A move already removes the old entry: not twice.
+        let desired = BASE.replace(
+            "ip prefix-list BGPLB-c-POOLS-V4 seq 20 permit 172.29.52.200/29 ge 32\n",
+            "ip prefix-list BGPLB-c-POOLS-V4 seq 20 permit 172.29.52.150/31 ge 32\n\
+             ip prefix-list BGPLB-c-POOLS-V4 seq 30 permit 172.29.52.200/29 ge 32\n",
+        );
+        let script = plan_text(&desired, BASE)
+            .for_frr(&Owned::from_text(BASE), crate::FrrVersion::new(7, 5))
+            .script();
+        assert_eq!(
+            script
+                .matches("no ip prefix-list BGPLB-c-POOLS-V4 seq 20")
+                .count(),
+            1,
+            "{script}"
         );
     }
 

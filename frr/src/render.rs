@@ -138,7 +138,7 @@ fn render_bgp(out: &mut String, bgp: &RouterBgp) {
     }
     if let Some(gr) = bgp.graceful_restart {
         // FRR prints the notification setting first.
-        if !gr.notification {
+        if gr.notification == Some(false) {
             out.push_str(" no bgp graceful-restart notification\n");
         }
         if gr.restart_time != GracefulRestart::FRR_DEFAULT_RESTART_TIME {

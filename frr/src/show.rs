@@ -1,4 +1,5 @@
-//! Serde types for the `show ... json` outputs the agent reads back from FRR 8.x.
+//! Serde types for the `show ... json` outputs the agent reads back from FRR (7.5, 8.4, 10.3: the
+//! unit tests read each release's captured outputs in `tests/fixtures/<release>/`).
 //!
 //! Only the fields bgplb uses are declared; everything else FRR prints is ignored, and every field
 //! has a default, so a field FRR drops or renames degrades a status column instead of failing the
@@ -103,6 +104,8 @@ pub struct Nexthop {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ReceivedRoutes {
+    /// FRR 7.5 prints these under `advertisedRoutes` (the key of the advertised-routes view).
+    #[serde(alias = "advertisedRoutes")]
     pub received_routes: BTreeMap<String, serde_json::Value>,
     pub total_prefix_counter: u64,
     pub filtered_prefix_counter: u64,
@@ -190,5 +193,68 @@ mod tests {
     fn names_the_command_on_garbage() {
         let e = parse::<Summary>("show bgp summary json", "% bgpd is not running").unwrap_err();
         assert!(e.to_string().contains("show bgp summary json"));
+    }
+
+    /// Each release's outputs, captured from the real FRR by the lab test `frr_outputs`
+    /// (`CAPTURE_FRR_FIXTURES=1`): one session, one VIP accepted, a default route refused.
+    fn release(dir: &str) -> [(&'static str, String); 5] {
+        let read = |name: &str| {
+            let path = format!("{}/tests/fixtures/{dir}/{name}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        [
+            ("summary", read("summary.json")),
+            ("neighbors", read("neighbors.json")),
+            ("table", read("table.json")),
+            ("received-routes", read("received-routes.json")),
+            ("running-config", read("running-config.txt")),
+        ]
+    }
+
+    #[test]
+    fn every_release_reads_the_same() {
+        for dir in ["7.5", "8.4"] {
+            let [(_, summary), (_, neighbors), (_, table), (_, received), (_, running)] =
+                release(dir);
+            let s: Summary = parse("show bgp summary json", &summary).unwrap();
+            let p = &s.ipv4_unicast.unwrap().peers["172.29.51.11"];
+            assert_eq!((p.state.as_str(), p.pfx_rcd), ("Established", 1), "{dir}");
+            assert!(p.connections_established >= 1, "{dir}");
+            let n: Neighbors = parse("show bgp neighbors json", &neighbors).unwrap();
+            let d = &n["172.29.51.11"];
+            assert_eq!(d.bgp_state, "Established", "{dir}");
+            assert_eq!(d.peer_group.as_deref(), Some("BGPLB-home-V4"), "{dir}");
+            assert_eq!(
+                d.address_family_info["ipv4Unicast"].accepted_prefix_counter, 1,
+                "{dir}"
+            );
+            let t: Table = parse("show bgp ipv4 unicast json", &table).unwrap();
+            let vip = &t.routes["172.29.52.101/32"][0];
+            assert!(vip.valid && vip.bestpath, "{dir}");
+            assert_eq!(vip.nexthops[0].ip, "172.29.51.11", "{dir}");
+            let r: ReceivedRoutes = parse("received-routes", &received).unwrap();
+            assert!(
+                r.received_routes.contains_key("0.0.0.0/0")
+                    && r.received_routes.contains_key("172.29.52.101/32"),
+                "{dir}: {:?}",
+                r.received_routes.keys().collect::<Vec<_>>()
+            );
+            assert_eq!(
+                (r.total_prefix_counter, r.filtered_prefix_counter),
+                (2, 1),
+                "{dir}"
+            );
+            assert_eq!(
+                crate::FrrVersion::from_output(&running).map(|v| v.to_string()),
+                Some(dir.to_string())
+            );
+            let owned = crate::Owned::from_text(&running);
+            assert_eq!(owned.asn, Some(64512), "{dir}");
+            assert_eq!(
+                owned.neighbors.get("172.29.51.11").map(String::as_str),
+                Some("BGPLB-home-V4"),
+                "{dir}"
+            );
+        }
     }
 }

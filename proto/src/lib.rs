@@ -252,6 +252,9 @@ pub struct AgentStatus {
     pub pinned: Option<String>,
     #[serde(default)]
     pub frr_error: Option<String>,
+    /// The FRR release the gateway runs (`major.minor`), when FRR answered.
+    #[serde(default)]
+    pub frr_version: Option<String>,
     #[serde(default)]
     pub clusters: Vec<ClusterStatus>,
     #[serde(default)]

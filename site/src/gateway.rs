@@ -12,7 +12,7 @@ use bgplb_frr::model::{
     Action, CommunityList, CommunityListEntry, Config, GracefulRestart, Match, MaximumPrefix,
     Neighbor, PeerGroup, PrefixList, PrefixListEntry, RouteMap, RouteMapEntry, RouterBgp, Set,
 };
-use bgplb_frr::{naming, Family};
+use bgplb_frr::{naming, Capability, Family, FrrVersion};
 use ipnet::IpNet;
 
 use crate::blocks::Range;
@@ -31,6 +31,8 @@ pub struct GatewayInputs {
     /// Ranges a cluster reported in use; accepted ranges become site pools ∩ these. A cluster
     /// missing here accepts all of its enabled site pools.
     pub narrow: BTreeMap<String, Vec<Range>>,
+    /// The FRR release to render for (its configuration language differs by release).
+    pub frr: FrrVersion,
 }
 
 impl GatewayInputs {
@@ -45,6 +47,7 @@ impl GatewayInputs {
             password,
             ecmp: true,
             narrow: BTreeMap::new(),
+            frr: FrrVersion::REFERENCE,
         }
     }
 }
@@ -103,12 +106,12 @@ pub fn gateway_config(site: &Site, inputs: &GatewayInputs) -> Config {
             route_maps.push(RouteMap {
                 name: naming::route_map_in(&cluster.name, family),
                 entries: vec![entry],
-                optimization_disabled: true,
+                optimization_disabled: inputs.frr.has(Capability::RouteMapOptimization),
             });
             route_maps.push(RouteMap {
                 name: naming::route_map_drain(&cluster.name, family),
                 entries: vec![drain],
-                optimization_disabled: true,
+                optimization_disabled: inputs.frr.has(Capability::RouteMapOptimization),
             });
             let group = naming::peer_group(&cluster.name, family);
             peer_groups.push(PeerGroup {
@@ -200,8 +203,12 @@ pub fn gateway_config(site: &Site, inputs: &GatewayInputs) -> Config {
             restart_time: policy.restart_time,
             stalepath_time: policy.stalepath_time,
             // Cilium sets the N-bit: negotiated, a dead node's routes would stay for the
-            // whole restart time after its hold timer expires.
-            notification: false,
+            // whole restart time after its hold timer expires. An FRR without the line
+            // negotiates no N-bit.
+            notification: inputs
+                .frr
+                .has(Capability::GracefulRestartNotification)
+                .then_some(false),
         }),
         maximum_paths_v4: maximum_paths(Family::V4),
         maximum_paths_v6: maximum_paths(Family::V6),
@@ -320,9 +327,9 @@ fn description(name: &str) -> String {
 pub fn render_text(site: &Site, inputs: &GatewayInputs) -> String {
     let config = gateway_config(site, inputs);
     let mut out = format!(
-        "! bgplb: BGP for the LoadBalancer segment of gateway {} (AS {})\n\
+        "! bgplb: BGP for the LoadBalancer segment of gateway {} (AS {}), for FRR {}\n\
          ! Rendered from the site file; bgplb owns the BGPLB-* objects and the router bgp settings it sets.\n!\n",
-        site.gateway.name, site.gateway.asn
+        site.gateway.name, site.gateway.asn, inputs.frr
     );
     out.push_str(&bgplb_frr::render::render(&config));
     out

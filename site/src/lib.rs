@@ -13,6 +13,7 @@ pub mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use bgplb_frr::FrrVersion;
 pub use blocks::Range;
 pub use gateway::{gateway_config, GatewayInputs};
 pub use model::*;

@@ -1,11 +1,13 @@
-//! Golden renders: `tests/golden/<case>/{site.toml,inputs.json}` → `frr.conf`.
+//! Golden renders: `tests/golden/<case>/{site.toml,inputs.json}` → `frr.conf` (for the reference
+//! FRR, 8.4) and `frr-7.5.conf` (for the oldest FRR bgplb renders for, whose language lacks
+//! some lines: see `bgplb_frr::version`).
 //! `UPDATE_GOLDEN=1 cargo test -p bgplb-site --test golden` rewrites the files; review the diff.
 //! The tests crate feeds every `frr.conf` to real FRR (`golden_frr.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bgplb_site::{gateway_config, GatewayInputs, NodeSpec, Range};
+use bgplb_site::{gateway_config, FrrVersion, GatewayInputs, NodeSpec, Range};
 use serde::Deserialize;
 
 /// What a case supplies besides the site file.
@@ -22,7 +24,13 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
-fn render_case(dir: &Path) -> String {
+/// The FRR releases whose renders differ, and the file each goes to.
+const RELEASES: [(FrrVersion, &str); 2] = [
+    (FrrVersion::REFERENCE, "frr.conf"),
+    (FrrVersion::OLDEST, "frr-7.5.conf"),
+];
+
+fn render_case(dir: &Path, frr: FrrVersion) -> String {
     let site = bgplb_site::parse(&std::fs::read_to_string(dir.join("site.toml")).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let problems = site.validate();
@@ -37,6 +45,7 @@ fn render_case(dir: &Path) -> String {
         gw.nodes.insert(cluster, nodes);
     }
     gw.ecmp = inputs.ecmp.unwrap_or(true);
+    gw.frr = frr;
     for (cluster, ranges) in inputs.narrow {
         gw.narrow.insert(
             cluster,
@@ -58,26 +67,28 @@ fn golden_renders() {
     assert!(cases.len() >= 8, "golden cases missing: {cases:?}");
     let mut stale = Vec::new();
     for dir in &cases {
-        let rendered = render_case(dir);
-        // Deterministic: rendering twice gives the same bytes.
-        assert_eq!(
-            rendered,
-            render_case(dir),
-            "{}: render is not deterministic",
-            dir.display()
-        );
-        let file = dir.join("frr.conf");
-        if update {
-            std::fs::write(&file, &rendered).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&file).unwrap_or_default();
-        if expected != rendered {
-            stale.push(format!(
-                "{}:\n{}",
-                dir.display(),
-                diff(&expected, &rendered)
-            ));
+        for (frr, name) in RELEASES {
+            let rendered = render_case(dir, frr);
+            // Deterministic: rendering twice gives the same bytes.
+            assert_eq!(
+                rendered,
+                render_case(dir, frr),
+                "{}: render is not deterministic",
+                dir.display()
+            );
+            let file = dir.join(name);
+            if update {
+                std::fs::write(&file, &rendered).unwrap();
+                continue;
+            }
+            let expected = std::fs::read_to_string(&file).unwrap_or_default();
+            if expected != rendered {
+                stale.push(format!(
+                    "{}:\n{}",
+                    file.display(),
+                    diff(&expected, &rendered)
+                ));
+            }
         }
     }
     assert!(
@@ -98,6 +109,29 @@ fn diff(expected: &str, actual: &str) -> String {
         out.push_str(&format!("+ {l}\n"));
     }
     out
+}
+
+#[test]
+fn renders_for_frr_7_5_leave_out_what_it_rejects_and_nothing_else() {
+    for case in ["reference-dual-stack", "password", "two-clusters"] {
+        let dir = golden_dir().join(case);
+        let new = std::fs::read_to_string(dir.join("frr.conf")).unwrap();
+        let old = std::fs::read_to_string(dir.join("frr-7.5.conf")).unwrap();
+        assert!(new.contains(" optimization") && new.contains("graceful-restart notification"));
+        // (Separators `!` aside: one follows each route-map option line.)
+        let kept: Vec<&str> = new
+            .lines()
+            .filter(|l| *l != "!")
+            .filter(|l| {
+                !l.ends_with(" optimization") && !l.contains("graceful-restart notification")
+            })
+            .collect();
+        let rendered: Vec<&str> = old.lines().filter(|l| *l != "!").collect();
+        assert_eq!(
+            kept, rendered,
+            "{case}: 7.5 differs only by the two capabilities"
+        );
+    }
 }
 
 #[test]

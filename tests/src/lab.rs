@@ -102,8 +102,11 @@ impl Lab {
     /// prerequisite is missing.
     pub fn start(spec: LabSpec) -> Lab {
         cmd::require("ip", "iproute2");
-        cmd::require("/usr/lib/frr/bgpd", "frr");
-        cmd::require("vtysh", "frr");
+        let frr = crate::frr::build();
+        if frr.is_system() {
+            cmd::require("/usr/lib/frr/bgpd", "frr");
+            cmd::require("vtysh", "frr");
+        }
         cmd::require("gobgpd", "gobgpd");
         cmd::require("gobgp", "gobgpd");
         remove_stale_labs();
@@ -372,7 +375,8 @@ impl Lab {
             let log =
                 fs::File::create(self.dir.path().join(format!("{daemon}.out"))).expect("log file");
             let child = Command::new("ip")
-                .args(["netns", "exec", &self.gw, &format!("/usr/lib/frr/{daemon}")])
+                .args(["netns", "exec", &self.gw])
+                .arg(crate::frr::build().daemon(daemon))
                 .args(["-N", &self.gw, "-f", &conf.display().to_string(), "-P", "0"])
                 .args([
                     "-i",
@@ -391,7 +395,7 @@ impl Lab {
             }
         }
         wait_for("bgpd to answer vtysh", Duration::from_secs(15), || {
-            let out = cmd::output(&["vtysh", "-N", &self.gw, "-c", "show bgp summary json"]);
+            let out = cmd::output(&[vtysh(), "-N", &self.gw, "-c", "show bgp summary json"]);
             out.status.success().then_some(())
         });
     }
@@ -410,12 +414,12 @@ impl Lab {
 
     /// vtysh against the lab's FRR.
     pub fn vtysh(&self, command: &str) -> String {
-        run(&["vtysh", "-N", &self.gw, "-c", command])
+        run(&[vtysh(), "-N", &self.gw, "-c", command])
     }
 
     /// Configuration lines through vtysh (`configure terminal` first).
     pub fn vtysh_config(&self, lines: &[&str]) -> String {
-        let mut argv = vec!["vtysh", "-N", &self.gw, "-c", "configure terminal"];
+        let mut argv = vec![vtysh(), "-N", &self.gw, "-c", "configure terminal"];
         for l in lines {
             argv.push("-c");
             argv.push(l);
@@ -434,7 +438,7 @@ impl Lab {
         let mut site = bgplb_site::parse(REFERENCE_SITE).expect("reference site parses");
         site.agent.data_dir = self.dir.path().join("data");
         site.agent.frr.instance = Some(self.gw.clone());
-        site.agent.frr.vtysh = PathBuf::from("/usr/bin/vtysh");
+        site.agent.frr.vtysh = crate::frr::build().vtysh().to_path_buf();
         site.clusters[0].nodes = self
             .nodes
             .iter()
@@ -794,8 +798,7 @@ impl Lab {
     pub fn vtysh_wrapper(&self, name: &str, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let path = self.dir.path().join(name);
-        fs::write(&path, format!("#!/bin/sh\nVTYSH=/usr/bin/vtysh\n{body}\n"))
-            .expect("write wrapper");
+        fs::write(&path, format!("#!/bin/sh\nVTYSH={}\n{body}\n", vtysh())).expect("write wrapper");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
         path
     }
@@ -893,7 +896,17 @@ exec $VTYSH "$@""#
 
     /// The prefixes `neighbor` sent, before policy (soft-reconfiguration inbound).
     pub fn received_from(&self, neighbor: &str) -> BTreeSet<String> {
-        self.neighbor_prefixes(neighbor, "received-routes", "receivedRoutes")
+        // FRR 7.5 names them `advertisedRoutes` here too.
+        let mut routes = self.neighbor_prefixes(neighbor, "received-routes", "receivedRoutes");
+        if routes.is_empty() && self.frr_version() < bgplb_frr::FrrVersion::new(8, 0) {
+            routes = self.neighbor_prefixes(neighbor, "received-routes", "advertisedRoutes");
+        }
+        routes
+    }
+
+    /// The FRR release the lab runs.
+    pub fn frr_version(&self) -> bgplb_frr::FrrVersion {
+        crate::frr::build().version
     }
 
     fn neighbor_prefixes(&self, neighbor: &str, which: &str, key: &str) -> BTreeSet<String> {
@@ -916,7 +929,7 @@ exec $VTYSH "$@""#
     /// running config reads back identical in everything bgplb owns.
     pub fn check_config(&self, conf: &Path) -> Result<(), String> {
         let file = conf.display().to_string();
-        let dry = cmd::output(&["vtysh", "-N", &self.gw, "--dryrun", "-f", &file]);
+        let dry = cmd::output(&[vtysh(), "-N", &self.gw, "--dryrun", "-f", &file]);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&dry.stdout),
@@ -925,7 +938,7 @@ exec $VTYSH "$@""#
         if !dry.status.success() || text.contains("% ") {
             return Err(format!("vtysh --dryrun refused {file}: {}", text.trim()));
         }
-        let out = cmd::output(&["vtysh", "-N", &self.gw, "-f", &file]);
+        let out = cmd::output(&[vtysh(), "-N", &self.gw, "-f", &file]);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -1012,6 +1025,11 @@ pub fn gobgp_in(ns: &str, args: &[&str]) -> Output {
     ];
     argv.extend_from_slice(args);
     cmd::output(&argv)
+}
+
+/// The vtysh of the FRR the lab runs (see [`crate::frr`]).
+pub fn vtysh() -> &'static str {
+    crate::frr::build().vtysh().to_str().expect("a UTF-8 path")
 }
 
 /// The node's default routes through the gateway (gone whenever its link goes down).

@@ -11,6 +11,7 @@ pub mod cilium;
 pub mod client;
 pub mod cmd;
 pub mod fixtures;
+pub mod frr;
 pub mod kubesim;
 pub mod lab;
 pub mod lbipam;

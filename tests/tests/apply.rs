@@ -246,7 +246,7 @@ fn the_operators_own_frr_configuration_survives_every_apply() {
     )
     .unwrap();
     bgplb_tests::cmd::run(&[
-        "vtysh",
+        bgplb_tests::lab::vtysh(),
         "-N",
         &lab.gw,
         "-f",
