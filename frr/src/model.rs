@@ -134,7 +134,7 @@ pub struct RouteMap {
     pub name: String,
     pub entries: Vec<RouteMapEntry>,
     /// `no route-map NAME optimization` (an FRR that has the line: see
-    /// [`crate::version::Capability::RouteMapOptimization`]). FRR 8.x indexes route-map entries by the prefixes of the
+    /// [`crate::version::Capability::RouteMapOptimizationOff`]). FRR 8.x indexes route-map entries by the prefixes of the
     /// prefix-lists they match, and that index loses a prefix when an entry with the same prefix
     /// is removed and re-added under another sequence number (seen with FRR 8.4 when a pool
     /// change renumbers the list: the VIP was refused although the list permitted it). bgplb's

@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn every_release_reads_the_same() {
-        for dir in ["7.5", "8.4"] {
+        for dir in ["7.5", "8.4", "10.3"] {
             let [(_, summary), (_, neighbors), (_, table), (_, received), (_, running)] =
                 release(dir);
             let s: Summary = parse("show bgp summary json", &summary).unwrap();

@@ -22,11 +22,13 @@ pub struct FrrVersion {
 /// Lines that only some supported FRR releases understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Capability {
-    /// `[no] route-map NAME optimization` at the top level (FRRouting/frr#8389). 7.5 has no
-    /// such line: its route-maps are evaluated entry by entry, so the prefix-index problem the
-    /// knob works around (an entry's prefix lost from the index when a list is renumbered) does
-    /// not exist there either.
-    RouteMapOptimization,
+    /// `no route-map NAME optimization` at the top level (FRRouting/frr#8389), rendered to work
+    /// around 8.x's route-map prefix index, which lost a prefix when a pool change renumbered a
+    /// list (seen with 8.4). 7.5 has no such line (and no index). On 10.3 the line is harmful:
+    /// with optimization off, bgpd's inbound route-map matched nothing (the pool prefix-list
+    /// showed refcount 0 and every VIP was filtered; turning optimization back on accepted
+    /// them), so from 10.0 bgplb leaves FRR's default on.
+    RouteMapOptimizationOff,
     /// `[no] bgp graceful-restart notification` (RFC 8538's N-bit, FRRouting/frr#11147). Before
     /// it FRR negotiates no N-bit, so a hold-timer expiry is an ordinary session loss already.
     GracefulRestartNotification,
@@ -39,7 +41,7 @@ pub enum Capability {
 
 impl Capability {
     pub const ALL: [Capability; 3] = [
-        Capability::RouteMapOptimization,
+        Capability::RouteMapOptimizationOff,
         Capability::GracefulRestartNotification,
         Capability::PrefixListEntryReplace,
     ];
@@ -47,16 +49,24 @@ impl Capability {
     /// The first release with the line.
     pub fn since(self) -> FrrVersion {
         match self {
-            Capability::RouteMapOptimization => FrrVersion::new(8, 0),
+            Capability::RouteMapOptimizationOff => FrrVersion::new(8, 0),
             Capability::GracefulRestartNotification => FrrVersion::new(8, 3),
             Capability::PrefixListEntryReplace => FrrVersion::new(8, 0),
+        }
+    }
+
+    /// The first release where bgplb must not use it any more, if any.
+    pub fn until(self) -> Option<FrrVersion> {
+        match self {
+            Capability::RouteMapOptimizationOff => Some(FrrVersion::new(10, 0)),
+            _ => None,
         }
     }
 
     /// The line, for messages.
     pub fn line(self) -> &'static str {
         match self {
-            Capability::RouteMapOptimization => "no route-map NAME optimization",
+            Capability::RouteMapOptimizationOff => "no route-map NAME optimization",
             Capability::GracefulRestartNotification => "no bgp graceful-restart notification",
             Capability::PrefixListEntryReplace => "ip prefix-list NAME seq N (over another prefix)",
         }
@@ -81,8 +91,9 @@ impl FrrVersion {
     /// The oldest release bgplb renders for.
     pub const OLDEST: FrrVersion = FrrVersion::new(7, 5);
 
+    /// Whether bgplb uses `capability` on this release: introduced, and not yet retired.
     pub fn has(self, capability: Capability) -> bool {
-        self >= capability.since()
+        self >= capability.since() && capability.until().is_none_or(|u| self < u)
     }
 
     pub fn is_tested(self) -> bool {
@@ -172,10 +183,16 @@ mod tests {
         for c in Capability::ALL {
             assert!(!v75.has(c), "7.5 rejects {}", c.line());
             assert!(v84.has(c), "8.4 has {}", c.line());
-            assert!(FrrVersion::new(10, 3).has(c));
         }
+        let v103 = FrrVersion::new(10, 3);
+        assert!(v103.has(Capability::GracefulRestartNotification));
+        assert!(v103.has(Capability::PrefixListEntryReplace));
+        assert!(
+            !v103.has(Capability::RouteMapOptimizationOff),
+            "10.3 matches nothing with optimization off"
+        );
         assert!(!FrrVersion::new(8, 2).has(Capability::GracefulRestartNotification));
-        assert!(FrrVersion::new(8, 2).has(Capability::RouteMapOptimization));
+        assert!(FrrVersion::new(8, 2).has(Capability::RouteMapOptimizationOff));
         assert!(FrrVersion::REFERENCE.is_tested());
         assert!(!FrrVersion::new(9, 1).is_tested());
     }

@@ -106,12 +106,12 @@ pub fn gateway_config(site: &Site, inputs: &GatewayInputs) -> Config {
             route_maps.push(RouteMap {
                 name: naming::route_map_in(&cluster.name, family),
                 entries: vec![entry],
-                optimization_disabled: inputs.frr.has(Capability::RouteMapOptimization),
+                optimization_disabled: inputs.frr.has(Capability::RouteMapOptimizationOff),
             });
             route_maps.push(RouteMap {
                 name: naming::route_map_drain(&cluster.name, family),
                 entries: vec![drain],
-                optimization_disabled: inputs.frr.has(Capability::RouteMapOptimization),
+                optimization_disabled: inputs.frr.has(Capability::RouteMapOptimizationOff),
             });
             let group = naming::peer_group(&cluster.name, family);
             peer_groups.push(PeerGroup {

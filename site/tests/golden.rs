@@ -1,6 +1,6 @@
 //! Golden renders: `tests/golden/<case>/{site.toml,inputs.json}` → `frr.conf` (for the reference
-//! FRR, 8.4) and `frr-7.5.conf` (for the oldest FRR bgplb renders for, whose language lacks
-//! some lines: see `bgplb_frr::version`).
+//! FRR, 8.4), `frr-7.5.conf` (the oldest FRR bgplb renders for, whose language lacks some lines)
+//! and `frr-10.3.conf` (route-map optimization left on): see `bgplb_frr::version`.
 //! `UPDATE_GOLDEN=1 cargo test -p bgplb-site --test golden` rewrites the files; review the diff.
 //! The tests crate feeds every `frr.conf` to real FRR (`golden_frr.rs`).
 
@@ -25,9 +25,10 @@ fn golden_dir() -> PathBuf {
 }
 
 /// The FRR releases whose renders differ, and the file each goes to.
-const RELEASES: [(FrrVersion, &str); 2] = [
+const RELEASES: [(FrrVersion, &str); 3] = [
     (FrrVersion::REFERENCE, "frr.conf"),
     (FrrVersion::OLDEST, "frr-7.5.conf"),
+    (FrrVersion::new(10, 3), "frr-10.3.conf"),
 ];
 
 fn render_case(dir: &Path, frr: FrrVersion) -> String {

@@ -1,6 +1,6 @@
 //! Which FRR the lab runs: the system's (Debian bookworm's 8.4, the default) or another release
 //! unpacked by `scripts/frr-fetch` under `.cache/frr/<release>/` in the repository, chosen with
-//! `BGPLB_FRR=7.5`.
+//! `BGPLB_FRR=7.5` or `BGPLB_FRR=10.3`.
 //!
 //! An unpacked release runs through wrapper scripts (`.cache/frr/<release>/bin/{vtysh,zebra,bgpd}`)
 //! that point the dynamic loader at its own libraries (and 7.5's libyang at its plugins); the
@@ -28,6 +28,21 @@ impl Build {
     /// `zebra` or `bgpd`.
     pub fn daemon(&self, name: &str) -> PathBuf {
         self.daemons.join(name)
+    }
+
+    /// FRR 10 configures through mgmtd: its daemons take no `-f`; `vtysh -b` loads the
+    /// integrated configuration once they run.
+    pub fn uses_mgmtd(&self) -> bool {
+        self.version >= FrrVersion::new(10, 0)
+    }
+
+    /// The daemons to start, in order.
+    pub fn daemons(&self) -> &'static [&'static str] {
+        if self.uses_mgmtd() {
+            &["mgmtd", "zebra", "bgpd"]
+        } else {
+            &["zebra", "bgpd"]
+        }
     }
 
     /// Whether this is the system's FRR.

@@ -349,6 +349,12 @@ impl Lab {
         let var = frr_run(&self.gw);
         fs::create_dir_all(&etc).expect("create /etc/frr/<lab>");
         fs::create_dir_all(&var).expect("create /var/run/frr/<lab>");
+        let frr = crate::frr::build();
+        // FRR 10 keeps per-instance state under /var/lib/frr/<instance>.
+        let state = Path::new("/var/lib/frr").join(&self.gw);
+        if frr.uses_mgmtd() {
+            fs::create_dir_all(&state).expect("create /var/lib/frr/<lab>");
+        }
         let conf = etc.join("frr.conf");
         if !conf.exists() {
             fs::write(
@@ -363,21 +369,26 @@ impl Lab {
             fs::write(etc.join("vtysh.conf"), "service integrated-vtysh-config\n")
                 .expect("write vtysh.conf");
         }
-        run(&[
-            "chown",
-            "-R",
-            "frr:frr",
-            &etc.display().to_string(),
-            &var.display().to_string(),
-        ]);
+        let mut owned = vec![etc.display().to_string(), var.display().to_string()];
+        if frr.uses_mgmtd() {
+            owned.push(state.display().to_string());
+        }
+        let mut chown = vec!["chown", "-R", "frr:frr"];
+        chown.extend(owned.iter().map(String::as_str));
+        run(&chown);
         quiet(&["chown", "frr:frr", &self.dir.path().display().to_string()]);
-        for daemon in ["zebra", "bgpd"] {
+        for &daemon in frr.daemons() {
             let log =
                 fs::File::create(self.dir.path().join(format!("{daemon}.out"))).expect("log file");
-            let child = Command::new("ip")
+            let mut command = Command::new("ip");
+            command
                 .args(["netns", "exec", &self.gw])
-                .arg(crate::frr::build().daemon(daemon))
-                .args(["-N", &self.gw, "-f", &conf.display().to_string(), "-P", "0"])
+                .arg(frr.daemon(daemon))
+                .args(["-N", &self.gw, "-P", "0"]);
+            if !frr.uses_mgmtd() {
+                command.args(["-f", &conf.display().to_string()]);
+            }
+            let child = command
                 .args([
                     "-i",
                     &var.join(format!("{daemon}.pid")).display().to_string(),
@@ -388,11 +399,26 @@ impl Lab {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {daemon}: {e}"));
             self.frr.push(child);
-            if daemon == "zebra" {
-                wait_for("zebra's vty socket", Duration::from_secs(10), || {
-                    var.join("zebra.vty").exists().then_some(())
-                });
+            if daemon != "bgpd" {
+                wait_for(
+                    &format!("{daemon}'s vty socket"),
+                    Duration::from_secs(10),
+                    || var.join(format!("{daemon}.vty")).exists().then_some(()),
+                );
             }
+        }
+        if frr.uses_mgmtd() {
+            wait_for("bgpd's vty socket", Duration::from_secs(10), || {
+                var.join("bgpd.vty").exists().then_some(())
+            });
+            // The daemons start empty: load the integrated configuration as frrinit.sh does.
+            let out = cmd::output(&[vtysh(), "-N", &self.gw, "-b"]);
+            assert!(
+                out.status.success(),
+                "vtysh -b failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         wait_for("bgpd to answer vtysh", Duration::from_secs(15), || {
             let out = cmd::output(&[vtysh(), "-N", &self.gw, "-c", "show bgp summary json"]);
@@ -407,7 +433,14 @@ impl Lab {
             let _ = child.wait();
         }
         let var = frr_run(&self.gw);
-        for f in ["zebra.vty", "bgpd.vty", "zserv.api"] {
+        for f in [
+            "zebra.vty",
+            "bgpd.vty",
+            "zserv.api",
+            "mgmtd.vty",
+            "mgmtd_fe.sock",
+            "mgmtd_be.sock",
+        ] {
             let _ = fs::remove_file(var.join(f));
         }
     }
@@ -1235,6 +1268,7 @@ impl Drop for Lab {
         }
         let _ = fs::remove_dir_all(frr_etc(&self.gw));
         let _ = fs::remove_dir_all(frr_run(&self.gw));
+        let _ = fs::remove_dir_all(Path::new("/var/lib/frr").join(&self.gw));
         if std::thread::panicking() {
             // Keep the logs of a failed test: print where they are.
             let keep = self.dir.path().to_path_buf();
@@ -1267,5 +1301,6 @@ fn remove_stale_labs() {
         quiet(&["ip", "netns", "delete", name]);
         let _ = fs::remove_dir_all(frr_etc(name));
         let _ = fs::remove_dir_all(frr_run(name));
+        let _ = fs::remove_dir_all(Path::new("/var/lib/frr").join(name));
     }
 }

@@ -6,15 +6,15 @@ use std::path::{Path, PathBuf};
 
 use bgplb_tests::{Lab, LabSpec};
 
-/// Each case's render for the FRR the lab runs (`BGPLB_FRR`): `frr-7.5.conf` for 7.5,
-/// `frr.conf` for the others.
+/// Each case's render for the FRR the lab runs (`BGPLB_FRR`): `frr-<release>.conf` (7.5, 10.3),
+/// `frr.conf` for the reference 8.4.
 fn goldens() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../site/tests/golden");
     let version = bgplb_tests::frr::build().version;
-    let name = if version < bgplb_frr::FrrVersion::new(8, 0) {
-        format!("frr-{version}.conf")
-    } else {
+    let name = if version == bgplb_frr::FrrVersion::REFERENCE {
         "frr.conf".to_string()
+    } else {
+        format!("frr-{version}.conf")
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
