@@ -27,6 +27,16 @@ pub fn service(ns: &str, name: &str, ip: &str, annotations: Value) -> Value {
     )
 }
 
+/// A Service's `status.loadBalancer.ingress[].ip`.
+pub fn service_ips(sim: &KubeSim, ns: &str, name: &str) -> Vec<String> {
+    sim.get("v1", "Service", ns, name).unwrap()["status"]["loadBalancer"]["ingress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["ip"].as_str().map(String::from))
+        .collect()
+}
+
 /// Cilium's `cilium-config` as the Helm values set it.
 pub fn cilium_config(bgp: bool, l2: bool) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap",

@@ -139,12 +139,7 @@ fn ip_of(sim: &KubeSim, ns: &str, name: &str) -> String {
 }
 
 fn ips_of(sim: &KubeSim, ns: &str, name: &str) -> Vec<String> {
-    sim.get("v1", "Service", ns, name).unwrap()["status"]["loadBalancer"]["ingress"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["ip"].as_str().map(String::from))
-        .collect()
+    bgplb_tests::fixtures::service_ips(sim, ns, name)
 }
 
 /// Runs `f` with a fresh stand-in cluster in its own namespace.

@@ -22,19 +22,24 @@ use bgplb_tests::{Lab, LabSpec};
 
 const ALL: [&str; 3] = ["172.29.51.11", "172.29.51.12", "172.29.51.13"];
 
-/// The Services a client reaches from outside (advertised, TCP): (namespace, name).
-const REACHABLE: [(&str, &str); 9] = [
-    ("ingress", "traefik"),
-    ("ingress", "nginx"),
-    ("ingress", "haproxy"),
-    ("media", "plex"),
-    ("media", "jellyfin"),
-    ("web", "api"),
-    ("net", "dns-tcp"),
-    ("web", "dual"),
-    ("web", "lbip"),
-];
+/// The fixture's Services a client cannot reach from outside: UDP, kept out of BGP, another
+/// controller's.
+const UNREACHABLE: [&str; 3] = ["dns-udp", "internal", "tailscale"];
 
+/// The Services a client reaches from outside (advertised, TCP): (namespace, name).
+fn reachable() -> impl Iterator<Item = (&'static str, &'static str)> {
+    fixtures::SERVICES
+        .into_iter()
+        .filter(|(_, name)| !UNREACHABLE.contains(name))
+}
+
+/// Whether every reachable Service answers on its current address.
+fn all_answer(lab: &Lab, sim: &KubeSim) -> bool {
+    reachable().all(|(ns, name)| {
+        let a = address_of(sim, ns, name).unwrap();
+        lab.tcp_from_client(&a.ip().to_string(), a.port()).is_ok()
+    })
+}
 /// The home cluster still on L2 (every kind of Service, tests/src/fixtures.rs), with the lab's
 /// nodes.
 fn l2_cluster(lab: &Lab) -> KubeSim {
@@ -60,9 +65,8 @@ fn address_of(sim: &KubeSim, ns: &str, name: &str) -> Option<SocketAddr> {
 
 /// A client following each reachable Service's address (as DNS would) every 100 ms.
 fn follow_all(lab: &Lab, sim: &KubeSim) -> Vec<(&'static str, Traffic)> {
-    REACHABLE
-        .iter()
-        .map(|&(ns, name)| {
+    reachable()
+        .map(|(ns, name)| {
             let sim = sim.clone();
             (
                 name,
@@ -112,12 +116,7 @@ async fn dynkube() -> DynKube {
 }
 
 fn ips(sim: &KubeSim, ns: &str, name: &str) -> Vec<String> {
-    sim.get("v1", "Service", ns, name).unwrap()["status"]["loadBalancer"]["ingress"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["ip"].as_str().map(String::from))
-        .collect()
+    fixtures::service_ips(sim, ns, name)
 }
 
 #[test]
@@ -139,13 +138,7 @@ fn the_migration_moves_real_traffic_through_the_real_agent_and_back() {
 
     // Before: every Service answers at L2 on the node network.
     wait_for("the L2 services to answer", Duration::from_secs(20), || {
-        REACHABLE
-            .iter()
-            .all(|&(ns, name)| {
-                let a = address_of(&sim, ns, name).unwrap();
-                lab.tcp_from_client(&a.ip().to_string(), a.port()).is_ok()
-            })
-            .then_some(())
+        all_answer(&lab, &sim).then_some(())
     });
     let followed = follow_all(&lab, &sim);
     let old_traefik = traffic(&lab, "172.29.51.200", 443);
@@ -180,7 +173,7 @@ fn the_migration_moves_real_traffic_through_the_real_agent_and_back() {
         "what LB-IPAM gave, recorded"
     );
     // After: the new addresses answer through the gateway's BGP routes; the old ones are gone.
-    for &(ns, name) in &REACHABLE {
+    for (ns, name) in reachable() {
         let a = address_of(&sim, ns, name).unwrap();
         assert!(a.ip().to_string().starts_with("172.29.52."), "{name}: {a}");
         lab.wait_route(&a.ip().to_string(), &ALL);
@@ -227,22 +220,14 @@ fn the_migration_moves_real_traffic_through_the_real_agent_and_back() {
     assert!(back > 0);
     assert_eq!(ips(&sim, "ingress", "traefik"), ["172.29.51.200"]);
     assert_eq!(ips(&sim, "web", "api"), ["172.29.51.230"]);
-    for &(ns, name) in &REACHABLE {
+    for (ns, name) in reachable() {
         let a = address_of(&sim, ns, name).unwrap();
         assert!(a.ip().to_string().starts_with("172.29.51."), "{name}: {a}");
     }
     wait_for(
         "the old addresses to answer again",
         Duration::from_secs(30),
-        || {
-            REACHABLE
-                .iter()
-                .all(|&(ns, name)| {
-                    let a = address_of(&sim, ns, name).unwrap();
-                    lab.tcp_from_client(&a.ip().to_string(), a.port()).is_ok()
-                })
-                .then_some(())
-        },
+        || all_answer(&lab, &sim).then_some(()),
     );
     let restored = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
