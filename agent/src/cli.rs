@@ -44,6 +44,51 @@ pub struct Cli {
     pub command: Command,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Make a CA and the agent's server certificate (for the listen address, the gateway's
+    /// addresses and every --name) in the site's TLS directory.
+    Init {
+        /// Where to write (default: the directory of agent.tls.cert).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Another name or address the agent is reached by (repeatable).
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// Replace an existing CA (every certificate it issued stops working).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a client certificate from the CA: for a cluster's companion or the operator.
+    Issue {
+        /// The cluster whose companion reports with it (URI SAN spiffe://bgplb/cluster/NAME).
+        #[arg(
+            long,
+            required_unless_present = "operator",
+            conflicts_with = "operator"
+        )]
+        cluster: Option<String>,
+        /// The operator's identity (sees every cluster's status).
+        #[arg(long)]
+        operator: bool,
+        /// The CA's directory (default: the directory of agent.tls.cert).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Write NAME.crt, NAME.key and ca.crt into DIR (default: the CA's directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print a Kubernetes Secret (tls.crt, tls.key, ca.crt) for the companion instead.
+        #[arg(long, conflicts_with = "out")]
+        secret: bool,
+        /// The Secret's namespace.
+        #[arg(long, default_value = "bgplb")]
+        namespace: String,
+        /// The Secret's name (what the companion's Deployment mounts).
+        #[arg(long, default_value = "bgplb-companion-tls")]
+        secret_name: String,
+    },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -115,6 +160,35 @@ pub enum Command {
     },
     /// Let the daemon follow the site file and the reports again after a rollback.
     Unpin,
+    /// Install on the gateway: /data/bgplb (this binary, the site file if absent, TLS, state),
+    /// the on-boot script and the systemd unit, then start the agent. Checks first; idempotent.
+    Install {
+        /// Install inside DIR instead of / (nothing is started).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Write everything but start nothing.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop and remove the unit and the on-boot script. FRR keeps running the last good
+    /// generation and /data/bgplb stays, unless told otherwise. Idempotent.
+    Uninstall {
+        /// Remove inside DIR instead of / (nothing is stopped).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Also remove bgplb's part of FRR's configuration (and save it).
+        #[arg(long)]
+        remove_frr_config: bool,
+        /// Also delete /data/bgplb (binary, site file, TLS files, history).
+        #[arg(long)]
+        purge: bool,
+    },
+    /// A CA to start with: `pki init` (CA + the agent's certificate), `pki issue` (a companion's
+    /// or the operator's client certificate).
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,13 +233,175 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 
+/// A private directory for a one-off vtysh script.
+fn tempdir_for_script(layout: &crate::install::Layout) -> Result<PathBuf, Error> {
+    let dir = layout
+        .at("/tmp")
+        .join(format!("bgplb-{}", std::process::id()));
+    crate::files::private_dir(&dir)?;
+    Ok(dir)
+}
+
 async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
     let site = bgplb_site::load(&cli.config)?;
     let settings = &site.agent;
     let vtysh = Vtysh::new(&settings.frr);
+    let tls_dir = || {
+        settings
+            .tls
+            .cert
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+    };
     match &cli.command {
         Command::Run => {
             crate::daemon::run(site, cli.config.clone()).await?;
+        }
+        Command::Pki {
+            command: PkiCommand::Init { dir, names, force },
+        } => {
+            let dir = dir.clone().unwrap_or_else(tls_dir);
+            let made = crate::pki::init(&site, &dir, names, *force)?;
+            for f in &made.files {
+                println!("wrote {}", f.display());
+            }
+            println!(
+                "the agent's certificate names {}; issue the companion's with `bgplb-agent pki \
+                 issue --cluster NAME --secret | kubectl apply -f -`",
+                made.names.join(", ")
+            );
+        }
+        Command::Pki {
+            command:
+                PkiCommand::Issue {
+                    cluster,
+                    operator,
+                    dir,
+                    out,
+                    secret,
+                    namespace,
+                    secret_name,
+                },
+        } => {
+            let holder = match (cluster, operator) {
+                (Some(c), _) => {
+                    if site.cluster(c).is_none() {
+                        return Err(Error::Pki(format!(
+                            "the site file has no cluster `{c}`: a certificate for it could                              never report"
+                        )));
+                    }
+                    crate::pki::Holder::Cluster(c.clone())
+                }
+                (None, _) => crate::pki::Holder::Operator,
+            };
+            let dir = dir.clone().unwrap_or_else(tls_dir);
+            let issued = crate::pki::issue(&dir, &holder)?;
+            if *secret {
+                print!(
+                    "{}",
+                    crate::pki::secret_manifest(&issued, namespace, secret_name)
+                );
+            } else {
+                let out = out.clone().unwrap_or(dir);
+                for f in crate::pki::write_issued(&out, &holder, &issued)? {
+                    println!("wrote {}", f.display());
+                }
+                println!("identity: {}", holder.identity());
+            }
+        }
+        Command::Install { root, no_start } => {
+            let layout = crate::install::Layout { root: root.clone() };
+            let problems = crate::install::preflight(&site, &layout, &vtysh).await;
+            if !problems.is_empty() {
+                return Err(Error::Install(format!(
+                    "not installed; fix these first (nothing was written):\n- {}",
+                    problems.join("\n- ")
+                )));
+            }
+            let binary = std::env::current_exe().map_err(Error::io("cannot find", "itself"))?;
+            let report = crate::install::install(&layout, &site, &cli.config, &binary, !*no_start)?;
+            for p in &report.written {
+                println!("wrote     {}", p.display());
+            }
+            for p in &report.unchanged {
+                println!("unchanged {}", p.display());
+            }
+            if report.started {
+                println!("bgplb-agent.service started; see `bgplb-agent status`");
+            } else {
+                println!("nothing started (--root or --no-start)");
+            }
+        }
+        Command::Uninstall {
+            root,
+            remove_frr_config,
+            purge,
+        } => {
+            let layout = crate::install::Layout { root: root.clone() };
+            let removed = crate::install::uninstall(
+                &layout,
+                crate::install::UninstallOptions {
+                    purge: false,
+                    stop: true,
+                },
+            )?;
+            for p in &removed {
+                println!("removed {}", p.display());
+            }
+            if *remove_frr_config {
+                let running = vtysh.running().await?;
+                let have = bgplb_frr::Owned::from_text(&running.config);
+                let nothing = bgplb_frr::Owned {
+                    asn: Some(site.gateway.asn),
+                    ..Default::default()
+                };
+                let plan = bgplb_frr::plan::plan(&nothing, &have)?
+                    .for_frr(&have, vtysh.frr_version().await?);
+                if !plan.is_empty() {
+                    // A route-map whose optimization is off stays listed (empty) after its
+                    // entries go: turn it back on first, so the map disappears with them.
+                    let mut text: String = have
+                        .top
+                        .iter()
+                        .filter_map(|l| {
+                            l.strip_prefix("no ")
+                                .filter(|rest| rest.ends_with(" optimization"))
+                                .map(|rest| format!("{rest}\n"))
+                        })
+                        .collect();
+                    text.push_str(&plan.script());
+                    let dir = tempdir_for_script(&layout)?;
+                    let script = dir.join("uninstall.vtysh");
+                    crate::files::write_atomic(&script, &text)?;
+                    let applied = vtysh.apply_script(&script).await;
+                    let _ = std::fs::remove_dir_all(&dir);
+                    applied?;
+                    vtysh.write_memory().await?;
+                }
+                println!(
+                    "removed bgplb's part of FRR's configuration ({} change(s)) and saved it",
+                    plan.changes.len()
+                );
+            } else {
+                println!("FRR keeps running the last applied generation");
+            }
+            if *purge {
+                for p in crate::install::uninstall(
+                    &layout,
+                    crate::install::UninstallOptions {
+                        purge: true,
+                        stop: false,
+                    },
+                )? {
+                    println!("removed {}", p.display());
+                }
+            } else {
+                println!(
+                    "kept {} (site file, TLS files, history); --purge deletes it",
+                    layout.at(crate::install::HOME).display()
+                );
+            }
         }
         Command::CheckConfig => {
             println!(

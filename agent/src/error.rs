@@ -38,6 +38,12 @@ pub enum Error {
         rollback: String,
     },
 
+    #[error("{0}")]
+    Pki(String),
+
+    #[error("{0}")]
+    Install(String),
+
     #[error("there is no generation {0} (see `bgplb-agent history`)")]
     NoSuchGeneration(i64),
 
@@ -88,6 +94,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Site(_) => 64,
+            Error::Pki(_) => 73,
+            Error::Install(_) => 78,
             Error::Tls(_) => 78,
             Error::Segment(_) => 64,
             Error::Kernel(_) => 71,

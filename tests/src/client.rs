@@ -11,15 +11,26 @@ pub fn pki_dir() -> PathBuf {
 /// A client trusting `ca` (a PEM file) and presenting `identity` (NAME.crt + NAME.key in the test
 /// PKI), or no client certificate.
 pub fn client(ca: &Path, identity: Option<&str>) -> reqwest::Client {
+    let files = identity.map(|name| {
+        (
+            pki_dir().join(format!("{name}.crt")),
+            pki_dir().join(format!("{name}.key")),
+        )
+    });
+    client_with(ca, files.as_ref())
+}
+
+/// A client trusting `ca` and presenting the certificate and key in `files`, if any.
+pub fn client_with(ca: &Path, files: Option<&(PathBuf, PathBuf)>) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).expect("read CA")).expect("CA pem");
     let mut builder = reqwest::Client::builder()
         .tls_certs_only([ca])
         .timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(5));
-    if let Some(name) = identity {
-        let mut pem = std::fs::read(pki_dir().join(format!("{name}.crt"))).expect("cert");
-        pem.extend(std::fs::read(pki_dir().join(format!("{name}.key"))).expect("key"));
+    if let Some((cert, key)) = files {
+        let mut pem = std::fs::read(cert).expect("cert");
+        pem.extend(std::fs::read(key).expect("key"));
         builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("identity"));
     }
     builder.build().expect("client")
@@ -69,7 +80,17 @@ pub fn request_with_ca(
     url: &str,
     body: Option<Vec<u8>>,
 ) -> Answer {
-    let client = client(ca, identity);
+    send(ns, client(ca, identity), method, url, body)
+}
+
+/// Sends `method url` with `body` from inside the namespace `ns` with `client`.
+pub fn send(
+    ns: &str,
+    client: reqwest::Client,
+    method: &str,
+    url: &str,
+    body: Option<Vec<u8>>,
+) -> Answer {
     let method: reqwest::Method = method.parse().expect("method");
     let url = url.to_string();
     crate::netns::block_on_in(ns, move || async move {
