@@ -274,23 +274,28 @@ fn pki_certificates_work_with_the_real_agent_and_a_new_ca_refuses_the_old_ones()
         out.contains("172.29.51.1") && out.contains("udm.home.arpa"),
         "{out}"
     );
-    let issued = tempfile::tempdir().unwrap();
-    let i = issued.path().display().to_string();
-    let (ok, out) = agent(
-        &lab,
-        &[
-            "pki",
-            "issue",
-            "--cluster",
-            "home",
-            "--dir",
-            &d,
-            "--out",
-            &i,
-        ],
-    );
-    assert!(ok, "{out}");
-    assert!(out.contains("spiffe://bgplb/cluster/home"), "{out}");
+    // `pki issue --cluster home` into a new directory.
+    let issue_home = || {
+        let out_dir = tempfile::tempdir().unwrap();
+        let o = out_dir.path().display().to_string();
+        let (ok, out) = agent(
+            &lab,
+            &[
+                "pki",
+                "issue",
+                "--cluster",
+                "home",
+                "--dir",
+                &d,
+                "--out",
+                &o,
+            ],
+        );
+        assert!(ok, "{out}");
+        assert!(out.contains("spiffe://bgplb/cluster/home"), "{out}");
+        out_dir
+    };
+    let issued = issue_home();
     let (ok, out) = agent(&lab, &["pki", "issue", "--cluster", "nope", "--dir", &d]);
     assert!(!ok && out.contains("no cluster `nope`"), "{out}");
     let tls = lab.dir.path().join("tls");
@@ -327,22 +332,7 @@ fn pki_certificates_work_with_the_real_agent_and_a_new_ca_refuses_the_old_ones()
     assert!(!ok && out.contains("--force"), "{out}");
     let (ok, out) = agent(&lab, &["pki", "init", "--dir", &d, "--force"]);
     assert!(ok, "{out}");
-    let renewed = tempfile::tempdir().unwrap();
-    let n = renewed.path().display().to_string();
-    let (ok, out) = agent(
-        &lab,
-        &[
-            "pki",
-            "issue",
-            "--cluster",
-            "home",
-            "--dir",
-            &d,
-            "--out",
-            &n,
-        ],
-    );
-    assert!(ok, "{out}");
+    let renewed = issue_home();
     move_agent_to(made.path());
     let new_companion = (
         renewed.path().join("companion-home.crt"),
