@@ -18,5 +18,6 @@ pub mod lbipam;
 pub mod netns;
 pub mod pki;
 pub mod traffic;
+pub mod vm;
 
 pub use lab::{Lab, LabSpec, Node};

@@ -23,12 +23,6 @@ fn copy(from: &Path, to: &Path) {
 
 #[test]
 fn the_static_agent_applies_to_debians_arm64_frr_in_an_aarch64_vm() {
-    let agent = root().join("target/cross/aarch64-unknown-linux-gnu/release/bgplb-agent");
-    assert!(
-        agent.is_file(),
-        "{} is missing: run `cross/setup && cross/build-agent` (scripts/test does this)",
-        agent.display()
-    );
     let frr = root().join(".cache/frr/8.4-arm64");
     assert!(
         frr.join("bin/bgpd").is_file(),
@@ -53,10 +47,7 @@ fn the_static_agent_applies_to_debians_arm64_frr_in_an_aarch64_vm() {
     site.agent.frr.vtysh = "/files/frr/bin/vtysh".into();
     site.agent.frr.instance = None;
     std::fs::write(files.join("site.toml"), toml::to_string(&site).unwrap()).unwrap();
-    let script = work.path().join("arm64-frr.sh");
-    std::fs::write(
-        &script,
-        r#"set -e
+    let script = r#"set -e
 mkdir -p /etc/frr /var/run/frr /var/lib/frr /var/log/frr /var/tmp/frr
 # The busybox machine has no users: FRR's privilege code looks them up.
 printf 'root:x:0:0:root:/root:/bin/sh\nfrr:x:100:101::/nonexistent:/bin/false\n' > /etc/passwd
@@ -81,39 +72,17 @@ echo "--- status"
 $A status | head -1
 echo "--- owned lines: $($F/vtysh -c 'show running-config' | grep -c BGPLB)"
 grep -q 'BGPLB-home-V4' /etc/frr/frr.conf && echo SAVED
-"#,
-    )
-    .unwrap();
-    let log = work.path().join("console.log");
-    let out = Command::new(root().join("cross/vm"))
-        .args(["run", "--quiet", "--timeout", "400", "--binary"])
-        .arg(&agent)
-        .arg("--files")
-        .arg(&files)
-        .arg("--script")
-        .arg(&script)
-        .arg("--log")
-        .arg(&log)
-        .output()
-        .expect("run cross/vm");
-    let console = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "the VM script failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        console
+"#;
+    bgplb_tests::vm::run(
+        &files,
+        script,
+        400,
+        &[
+            "FRR-UP",
+            "generation 1 applied",
+            "FRR runs the desired configuration: nothing to change",
+            "gateway udm-pro (AS 64512), FRR 8.4",
+            "SAVED",
+        ],
     );
-    for want in [
-        "FRR-UP",
-        "generation 1 applied",
-        "FRR runs the desired configuration: nothing to change",
-        "gateway udm-pro (AS 64512), FRR 8.4",
-        "SAVED",
-    ] {
-        assert!(
-            console.contains(want),
-            "`{want}` missing from the VM's console:\n{console}"
-        );
-    }
 }

@@ -2,26 +2,8 @@
 //! aarch64 agent runs inside an aarch64 QEMU machine whose kernel has 8021q (cross/vm). The VM's
 //! NIC is QEMU user-mode networking with restrict=on: nothing reaches out of it.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn agent_aarch64() -> PathBuf {
-    let bin = root().join("target/cross/aarch64-unknown-linux-gnu/release/bgplb-agent");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cross/setup && cross/build-agent` (scripts/test does this)",
-        bin.display()
-    );
-    bin
-}
-
 #[test]
 fn vlan_mode_creates_owns_and_removes_only_its_vlan_in_an_aarch64_vm() {
-    let bin = agent_aarch64();
     let work = tempfile::tempdir().unwrap();
     let files = work.path().join("files");
     std::fs::create_dir_all(&files).unwrap();
@@ -34,10 +16,7 @@ fn vlan_mode_creates_owns_and_removes_only_its_vlan_in_an_aarch64_vm() {
     ];
     site.agent.data_dir = "/tmp/bgplb".into();
     std::fs::write(files.join("site.toml"), toml::to_string(&site).unwrap()).unwrap();
-    let script = work.path().join("vlan-mode.sh");
-    std::fs::write(
-        &script,
-        r#"set -e
+    let script = r#"set -e
 A="/bin/bgplb-agent --config site.toml"
 $A segment apply
 echo "ALIAS=$(cat /sys/class/net/eth0.52/ifalias)"
@@ -60,48 +39,26 @@ echo "--- a foreign link with our name is refused"
 $A segment teardown
 ip link add link eth0 name eth0.52 type vlan id 52
 if $A segment apply; then echo TAKEN-ACCEPTED; else echo TAKEN-REFUSED; fi
-"#,
-    )
-    .unwrap();
-    let log = work.path().join("console.log");
-    let out = Command::new(root().join("cross/vm"))
-        .args(["run", "--quiet", "--timeout", "180", "--binary"])
-        .arg(&bin)
-        .arg("--files")
-        .arg(&files)
-        .arg("--script")
-        .arg(&script)
-        .arg("--log")
-        .arg(&log)
-        .output()
-        .expect("run cross/vm");
-    let console = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "the VM script failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        console
+"#;
+    bgplb_tests::vm::run(
+        &files,
+        script,
+        180,
+        &[
+            "done: + link eth0.52 (VLAN 52 on eth0)",
+            "done: + address 172.29.52.1/24 on eth0.52",
+            "done: + address fd47:25e1:2f96:52::1/64 on eth0.52",
+            "ALIAS=bgplb:segment",
+            "VID: 52",
+            "inet 172.29.52.1/24",
+            "LINK-UP",
+            "nothing changed",
+            "done: - link eth0.52",
+            "FOREIGN-SURVIVES",
+            "OURS-GONE",
+            "VID-FIXED",
+            "a link named `eth0.52` exists and was not made by bgplb",
+            "TAKEN-REFUSED",
+        ],
     );
-    for want in [
-        "done: + link eth0.52 (VLAN 52 on eth0)",
-        "done: + address 172.29.52.1/24 on eth0.52",
-        "done: + address fd47:25e1:2f96:52::1/64 on eth0.52",
-        "ALIAS=bgplb:segment",
-        "VID: 52",
-        "inet 172.29.52.1/24",
-        "LINK-UP",
-        "nothing changed",
-        "done: - link eth0.52",
-        "FOREIGN-SURVIVES",
-        "OURS-GONE",
-        "VID-FIXED",
-        "a link named `eth0.52` exists and was not made by bgplb",
-        "TAKEN-REFUSED",
-    ] {
-        assert!(
-            console.contains(want),
-            "`{want}` missing from the VM's console:\n{console}"
-        );
-    }
 }
