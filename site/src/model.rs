@@ -231,7 +231,9 @@ pub struct AgentSettings {
     pub data_dir: PathBuf,
     /// The mutual-TLS API the companion reports to.
     pub listen: SocketAddr,
-    /// Plain HTTP for /healthz, /readyz and /metrics (no client certificate); `None` disables it.
+    /// Plain HTTP for /healthz, /readyz and /metrics (no client certificate); `None` disables it
+    /// (`metrics_listen = "off"` in the file: a missing key means the default address).
+    #[serde(with = "off_or_addr")]
     pub metrics_listen: Option<SocketAddr>,
     /// Seconds without a report after which status calls a cluster's report stale. The last
     /// report stays in force regardless (fail static).
@@ -298,5 +300,55 @@ impl Default for FrrSettings {
             timeout: 30,
             vty_dir: PathBuf::from("/var/run/frr"),
         }
+    }
+}
+
+/// An optional listen address written as `"off"` when absent, so that a missing key can keep
+/// meaning the default and a file written back reads the same.
+mod off_or_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.serialize_str(&a.to_string()),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "off" {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not an address:port (e.g. 127.0.0.1:9478) or \"off\""
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod metrics_listen_tests {
+    #[test]
+    fn metrics_can_be_turned_off_and_stay_off_when_written_back() {
+        let base = include_str!("../../config/site.toml");
+        let with = |line: &str| base.replace("metrics_listen = \"127.0.0.1:9478\"", line);
+        let off = crate::parse(&with("metrics_listen = \"off\"")).unwrap();
+        assert_eq!(off.agent.metrics_listen, None);
+        let again = crate::parse(&toml::to_string(&off).unwrap()).unwrap();
+        assert_eq!(again.agent.metrics_listen, None, "written back as \"off\"");
+        let default = crate::parse(&with("")).unwrap();
+        assert_eq!(
+            default.agent.metrics_listen,
+            Some("127.0.0.1:9478".parse().unwrap())
+        );
+        let err = crate::parse(&with("metrics_listen = \"nowhere\"")).unwrap_err();
+        assert!(
+            err.to_string().contains("`nowhere` is not an address:port"),
+            "{err}"
+        );
     }
 }
