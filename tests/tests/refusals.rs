@@ -97,8 +97,16 @@ fn assert_torn_down_for_prefixes(lab: &Lab, vip: &str) {
         || {
             let v = lab.vtysh_json("show bgp neighbors 172.29.51.11 json");
             let n = &v["172.29.51.11"];
-            // Cease / Maximum Number of Prefixes Reached (RFC 4486).
-            (n["bgpState"] != "Established" && n["lastErrorCodeSubcode"] == "0601").then_some(())
+            // FRR's own record of why: it sent Cease / Maximum Number of Prefixes Reached
+            // (RFC 4486, 0601), or the summary says the prefix count holds the peer down (FRR
+            // 7.5 may record "Peer closed the session" when the node closes first, but shows
+            // `Idle (PfxCt)`; 8.x shows state Idle with peerState PfxCt).
+            let s = lab.vtysh_json("show bgp summary json");
+            let p = &s["ipv4Unicast"]["peers"]["172.29.51.11"];
+            let pfx_ct = p["peerState"] == "PfxCt"
+                || p["state"].as_str().is_some_and(|st| st.contains("PfxCt"));
+            (n["bgpState"] != "Established" && (n["lastErrorCodeSubcode"] == "0601" || pfx_ct))
+                .then_some(())
         },
     );
     wait_for(
