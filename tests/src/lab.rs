@@ -928,18 +928,18 @@ exec $VTYSH "$@""#
     }
 
     /// The prefixes `neighbor` sent, before policy (soft-reconfiguration inbound).
+    /// Read with the agent's own type, which knows each release's key for them.
     pub fn received_from(&self, neighbor: &str) -> BTreeSet<String> {
-        // FRR 7.5 names them `advertisedRoutes` here too.
-        let mut routes = self.neighbor_prefixes(neighbor, "received-routes", "receivedRoutes");
-        if routes.is_empty() && self.frr_version() < bgplb_frr::FrrVersion::new(8, 0) {
-            routes = self.neighbor_prefixes(neighbor, "received-routes", "advertisedRoutes");
-        }
-        routes
-    }
-
-    /// The FRR release the lab runs.
-    pub fn frr_version(&self) -> bgplb_frr::FrrVersion {
-        crate::frr::build().version
+        let afi = if neighbor.contains(':') {
+            "ipv6"
+        } else {
+            "ipv4"
+        };
+        let command = format!("show bgp {afi} unicast neighbors {neighbor} received-routes json");
+        let routes: bgplb_frr::show::ReceivedRoutes =
+            bgplb_frr::show::parse(&command, &self.vtysh(&command))
+                .unwrap_or_else(|e| panic!("{e}"));
+        routes.received_routes.into_keys().collect()
     }
 
     fn neighbor_prefixes(&self, neighbor: &str, which: &str, key: &str) -> BTreeSet<String> {
