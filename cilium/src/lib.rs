@@ -38,6 +38,7 @@ pub mod meta;
 pub mod naming;
 pub mod pool;
 mod render;
+pub mod secret;
 pub mod session;
 pub mod version;
 

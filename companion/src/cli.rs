@@ -104,6 +104,11 @@ pub enum Command {
         /// With --gateway: the FRR release to render for, e.g. 7.5 (default 8.4).
         #[arg(long, requires = "gateway")]
         frr_version: Option<bgplb_site::FrrVersion>,
+        /// When the site sets a BGP password: render an ExternalSecret that fetches it from
+        /// [SecretStore/]STORE:KEY[#PROPERTY] (a ClusterSecretStore unless prefixed) instead of
+        /// a Secret holding it.
+        #[arg(long, value_name = "STORE:KEY")]
+        external_secret: Option<bgplb_cilium::secret::ExternalRef>,
     },
     /// The L2 -> BGP migration, in phases, resumable; --dry-run prints the plan.
     Migrate {
@@ -163,6 +168,10 @@ pub enum Command {
         /// This replica's identity for leader election; default: $POD_NAME or the host name.
         #[arg(long, env = "POD_NAME")]
         identity: Option<String>,
+        /// Serve /healthz, /readyz and /metrics on ADDR:PORT (overrides `listen` from the file;
+        /// "off" turns it off).
+        #[arg(long, env = "BGPLB_COMPANION_LISTEN")]
+        listen: Option<String>,
     },
 }
 
@@ -252,6 +261,54 @@ async fn cilium_version(args: &ClusterArgs, client: &kube::Client) -> Result<Str
         ))
 }
 
+/// The Secret (or ExternalSecret) behind the peer configs' `authSecretRef`, when the site sets
+/// a BGP password.
+fn password_object(
+    site: &bgplb_site::Site,
+    cluster: &str,
+    external: Option<bgplb_cilium::secret::ExternalRef>,
+) -> Result<Option<serde_json::Value>, Failure> {
+    use bgplb_cilium::secret::PasswordSource;
+    let source = match (bgplb_site::read_password(site), external) {
+        (Ok(None), Some(_)) => {
+            return Err((
+                64,
+                "--external-secret: the site sets no BGP password (bgp.password_file), so \
+                 there is no Secret to provide"
+                    .to_string(),
+            ))
+        }
+        (Ok(None), None) => return Ok(None),
+        (Ok(Some(_)), Some(r)) => PasswordSource::External(r),
+        (Ok(Some(p)), None) => PasswordSource::Plain(p),
+        (Err(p), _) => return Err((64, p.to_string())),
+    };
+    Ok(Some(bgplb_cilium::secret::password_object(
+        cluster,
+        bgplb_cilium::naming::DEFAULT_PASSWORD_SECRET,
+        &source,
+    )))
+}
+
+fn object_yaml(obj: &serde_json::Value) -> Result<String, Failure> {
+    serde_saphyr::to_string(obj).map_err(|e| (70, format!("cannot write YAML: {e}")))
+}
+
+/// Writes a file only its owner can read (it may hold the BGP password).
+fn write_private(path: &std::path::Path, text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| (73, format!("cannot write {}: {e}", path.display()));
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    f.write_all(text.as_bytes()).map_err(fail)
+}
+
 async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Run {
@@ -260,9 +317,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             agents,
             kubeconfig,
             identity,
+            listen,
         } => {
-            let config = crate::config::Config::load(&config, cluster, agents)
+            let mut config = crate::config::Config::load(&config, cluster, agents)
                 .map_err(|e| (64, e.to_string()))?;
+            if listen.is_some() {
+                config.listen = listen;
+                config.validate().map_err(|e| (64, e.to_string()))?;
+            }
             let identity = identity.unwrap_or_else(|| {
                 std::fs::read_to_string("/etc/hostname")
                     .map(|h| h.trim().to_string())
@@ -286,6 +348,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             cilium_namespace,
             gateway,
             frr_version,
+            external_secret,
         } => {
             let (s, cluster) = load_site(&site)?;
             if gateway {
@@ -308,6 +371,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             };
             let rendered = bgplb_cilium::render(&s, &cluster, version, &options)
                 .map_err(|e| (64, e.to_string()))?;
+            let password = password_object(&s, &cluster, external_secret)?;
             for w in &rendered.warnings {
                 eprintln!("warning: {w}");
             }
@@ -324,10 +388,22 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                             )
                         })?;
                     }
-                    println!("{} file(s) written to {}", files.len(), dir.display());
+                    let mut count = files.len();
+                    if let Some(obj) = &password {
+                        let name = bgplb_cilium::naming::file_name(
+                            obj["kind"].as_str().unwrap_or_default(),
+                            obj["metadata"]["name"].as_str().unwrap_or_default(),
+                        );
+                        write_private(&dir.join(&name), &object_yaml(obj)?)?;
+                        count += 1;
+                    }
+                    println!("{count} file(s) written to {}", dir.display());
                 }
                 None => {
                     print!("{}", rendered.to_yaml().map_err(|e| (70, e.to_string()))?);
+                    if let Some(obj) = &password {
+                        print!("---\n{}", object_yaml(obj)?);
+                    }
                     eprintln!(
                         "note: the Helm values overlays ({} before the migration, {} after it) \
                          are written by --out DIR",

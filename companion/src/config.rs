@@ -23,6 +23,10 @@ pub struct Config {
     pub leader_election: LeaderElection,
     #[serde(default)]
     pub cilium: CiliumLocation,
+    /// Health (`/healthz`, `/readyz`) and metrics (`/metrics`) over plain HTTP, e.g.
+    /// `0.0.0.0:9477`; absent or `"off"`: not served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
 }
 
 fn default_heartbeat() -> u64 {
@@ -116,6 +120,16 @@ impl Config {
         Ok(config)
     }
 
+    /// Where health and metrics are served, if anywhere.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        match self.listen.as_deref() {
+            None | Some("off") => Ok(None),
+            Some(a) => a.parse().map(Some).map_err(|_| {
+                format!("listen: `{a}` is not an address:port such as 0.0.0.0:9477 (or \"off\")")
+            }),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         if self.cluster.is_empty() {
@@ -137,6 +151,9 @@ impl Config {
         if self.leader_election.lease_seconds < 2 {
             problems.push("leader_election.lease_seconds must be at least 2".into());
         }
+        if let Err(e) = self.listen_addr() {
+            problems.push(e);
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -151,7 +168,8 @@ mod tests {
 
     #[test]
     fn the_example_configuration_loads_and_env_overrides_apply() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/companion.toml");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/kubernetes/base/companion.toml");
         let c = Config::load(&path, None, Vec::new()).unwrap();
         assert_eq!(c.cluster, "home");
         assert_eq!(c.agents, ["https://172.29.51.1:7443"]);
@@ -169,7 +187,8 @@ mod tests {
 
     #[test]
     fn bad_configuration_is_named() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/companion.toml");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/kubernetes/base/companion.toml");
         let err = Config::load(&path, None, vec!["http://172.29.51.1:7443".into()]).unwrap_err();
         assert!(err.to_string().contains("must be an https:// URL"), "{err}");
     }

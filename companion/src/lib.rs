@@ -2,7 +2,8 @@
 //!
 //! [`watch`] keeps Kubernetes and Cilium objects, [`project`] turns them into the report
 //! (pure), [`push`] delivers it to every agent over mutual TLS, [`leader`] makes sure only one
-//! replica reports; [`run`] wires them together (see its module doc).
+//! replica reports; [`run`] wires them together (see its module doc); [`serve`] answers the
+//! Deployment's probes and Prometheus.
 
 pub mod agent;
 pub mod cli;
@@ -13,5 +14,6 @@ pub mod migrate;
 pub mod project;
 pub mod push;
 pub mod run;
+pub mod serve;
 pub mod validate;
 pub mod watch;

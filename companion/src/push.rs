@@ -172,6 +172,7 @@ pub async fn sender(
     base: String,
     mut latest: watch::Receiver<Option<Arc<Report>>>,
     floor: Arc<AtomicU64>,
+    telemetry: Arc<crate::serve::Telemetry>,
 ) {
     let mut delivered: Option<u64> = None;
     let mut attempt = 0u32;
@@ -184,7 +185,22 @@ pub async fn sender(
             }
             continue;
         };
-        match deliver(client.get(), &base, &report).await {
+        let rebuilds = client.rebuilds;
+        let http = client.get().clone();
+        if client.rebuilds != rebuilds {
+            telemetry.tls_reloads.inc();
+        }
+        let delivery = deliver(&http, &base, &report).await;
+        telemetry.delivered(
+            &base,
+            match &delivery {
+                Delivery::Accepted => "accepted",
+                Delivery::Refused(_) => "refused",
+                Delivery::Stale(_) => "stale",
+                Delivery::Failed(_) => "failed",
+            },
+        );
+        match delivery {
             Delivery::Accepted => {
                 tracing::debug!(agent = %base, generation = report.generation, "report delivered");
                 delivered = Some(report.generation);

@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::leader::{self, LeaderConfig};
 use crate::project;
 use crate::push;
+use crate::serve::Telemetry;
 use crate::watch::Watched;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,8 @@ pub enum RunError {
     Kube(String),
     #[error("{0}")]
     Push(#[from] push::PushError),
+    #[error("{0}")]
+    Listen(String),
 }
 
 fn now_ms() -> u64 {
@@ -57,6 +60,13 @@ pub fn next_generation(last: u64, floor: u64) -> u64 {
 pub async fn run(config: Config, client: Client, identity: String) -> Result<(), RunError> {
     // Fail early on unreadable TLS files; each sender keeps its own rotating client.
     push::client(&config.tls)?;
+    let telemetry = Telemetry::new(Duration::from_secs(config.heartbeat));
+    if let Some(addr) = config.listen_addr().map_err(RunError::Listen)? {
+        let bound = crate::serve::spawn(addr, telemetry.clone())
+            .await
+            .map_err(|e| RunError::Listen(format!("cannot listen on {addr}: {e}")))?;
+        tracing::info!(%bound, "health and metrics served");
+    }
     let notify = Arc::new(Notify::new());
     let watched = Watched::start(
         client.clone(),
@@ -87,6 +97,7 @@ pub async fn run(config: Config, client: Client, identity: String) -> Result<(),
             agent.clone(),
             latest_rx.clone(),
             floor.clone(),
+            telemetry.clone(),
         ));
     }
 
@@ -107,9 +118,10 @@ pub async fn run(config: Config, client: Client, identity: String) -> Result<(),
                 return Ok(());
             }
         }
-        if !*leading.borrow() {
-            continue;
-        }
+        telemetry.tick();
+        let leads = *leading.borrow();
+        telemetry.leading.set(i64::from(leads));
+        // Standby replicas watch too, and are ready as soon as they have listed once.
         if !watched.synced() {
             if !waited_for_sync {
                 tracing::info!("waiting for the first list of nodes and services");
@@ -117,7 +129,13 @@ pub async fn run(config: Config, client: Client, identity: String) -> Result<(),
             }
             continue;
         }
+        telemetry.set_synced();
         let observed = watched.observed();
+        telemetry.nodes.set(observed.nodes.len() as i64);
+        telemetry.services.set(observed.services.len() as i64);
+        if !leads {
+            continue;
+        }
         if observed.nodes.is_empty() {
             tracing::warn!(
                 "the cluster lists no nodes; not reporting (the agent would drop every session)"
@@ -127,6 +145,8 @@ pub async fn run(config: Config, client: Client, identity: String) -> Result<(),
         let generation = next_generation(last_generation, floor.load(Ordering::SeqCst));
         last_generation = generation;
         let report = project::report(&config.cluster, generation, &rfc3339_now(), &observed);
+        telemetry.reports_built.inc();
+        telemetry.last_generation.set(generation);
         tracing::debug!(
             generation,
             nodes = report.nodes.len(),

@@ -2,6 +2,10 @@
 //! a stand-in agent, and end to end in the lab) start from: an L2 pool on the node network, an
 //! L2 announcement policy, and every kind of Service a real cluster has.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bgplb_companion::agent::AgentApi;
+use bgplb_proto::{AgentStatus, PeerStatus, ProbeOutcome, ProbeTarget};
 use serde_json::{json, Value};
 
 use crate::kubesim::{objects, KubeSim};
@@ -143,4 +147,56 @@ pub fn l2_cluster() -> KubeSim {
     ts["spec"]["loadBalancerClass"] = json!("tailscale");
     sim.apply(ts);
     sim
+}
+
+/// The agent, as the migration sees it (no gateway behind it): two Established sessions, and
+/// probes that succeed, each breakable.
+#[derive(Default)]
+pub struct FakeAgent {
+    pub down: AtomicBool,
+    pub peers_down: AtomicBool,
+    pub probes_fail: AtomicBool,
+}
+
+impl AgentApi for FakeAgent {
+    async fn status(&self) -> Result<AgentStatus, String> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err("connection refused".into());
+        }
+        let state = if self.peers_down.load(Ordering::SeqCst) {
+            "Active"
+        } else {
+            "Established"
+        };
+        Ok(AgentStatus {
+            gateway: "udm-pro".into(),
+            asn: 64512,
+            peers: ["k8s-1", "k8s-2"]
+                .iter()
+                .map(|n| PeerStatus {
+                    cluster: "home".into(),
+                    node: n.to_string(),
+                    family: "ipv4".into(),
+                    address: String::new(),
+                    state: state.into(),
+                    accepted: 1,
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    async fn probe(&self, targets: Vec<ProbeTarget>) -> Result<Vec<ProbeOutcome>, String> {
+        let ok = !self.probes_fail.load(Ordering::SeqCst);
+        Ok(targets
+            .into_iter()
+            .map(|t| ProbeOutcome {
+                ip: t.ip,
+                port: t.port,
+                ok,
+                error: (!ok).then(|| "connection refused".into()),
+                millis: 1,
+            })
+            .collect())
+    }
 }

@@ -339,6 +339,15 @@ impl KubeSim {
         self.lock().requests.clone()
     }
 
+    /// Every request so far as the API server's authorizer sees it (verb, group, resource,
+    /// namespace, name), for comparing with RBAC rules.
+    pub fn accesses(&self) -> BTreeSet<Access> {
+        self.requests()
+            .iter()
+            .filter_map(|r| Access::of_request(r))
+            .collect()
+    }
+
     /// The router answering the API.
     pub fn router(&self) -> Router {
         Router::new().fallback(handle).with_state(self.clone())
@@ -367,6 +376,75 @@ impl KubeSim {
                     })
             })
         });
+    }
+}
+
+/// One request in RBAC's terms.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Access {
+    pub verb: String,
+    /// "" for the core group.
+    pub group: String,
+    /// The plural, with `/status` for the status subresource.
+    pub resource: String,
+    /// None for cluster-scoped objects and requests across all namespaces.
+    pub namespace: Option<String>,
+    /// The object's name, for requests on one object.
+    pub name: Option<String>,
+}
+
+impl Access {
+    /// From a logged request ("PUT /apis/…/name?…"), with the verbs the API server derives:
+    /// GET on a collection is list (watch with `watch=true`), on an object get; POST create;
+    /// PUT update; PATCH patch; DELETE delete (deletecollection on a collection).
+    pub fn of_request(line: &str) -> Option<Access> {
+        let (method, uri) = line.split_once(' ')?;
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        let t = parse_path(path)?;
+        let watching = query
+            .split('&')
+            .any(|kv| kv == "watch=true" || kv == "watch=1");
+        let verb = match (method, t.name.is_some()) {
+            ("GET", false) if watching => "watch",
+            ("GET", false) => "list",
+            ("GET", true) => "get",
+            ("POST", _) => "create",
+            ("PUT", _) => "update",
+            ("PATCH", _) => "patch",
+            ("DELETE", true) => "delete",
+            ("DELETE", false) => "deletecollection",
+            _ => return None,
+        };
+        let resource = if t.status {
+            format!("{}/status", t.collection.plural)
+        } else {
+            t.collection.plural.clone()
+        };
+        Some(Access {
+            verb: verb.into(),
+            group: t.collection.group,
+            resource,
+            namespace: t.namespace,
+            name: t.name,
+        })
+    }
+}
+
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
+        write!(f, "{} {group}/{}", self.verb, self.resource)?;
+        if let Some(ns) = &self.namespace {
+            write!(f, " in {ns}")?;
+        }
+        if let Some(n) = &self.name {
+            write!(f, " named {n}")?;
+        }
+        Ok(())
     }
 }
 
@@ -797,6 +875,28 @@ pub mod objects {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_become_the_verbs_the_authorizer_checks() {
+        let a = |l: &str| Access::of_request(l).unwrap().to_string();
+        assert_eq!(
+            a("GET /api/v1/nodes?&watch=true&resourceVersion=1"),
+            "watch core/nodes"
+        );
+        assert_eq!(a("GET /api/v1/services?"), "list core/services");
+        assert_eq!(
+            a("PUT /apis/coordination.k8s.io/v1/namespaces/bgplb/leases/x"),
+            "update coordination.k8s.io/leases in bgplb named x"
+        );
+        assert_eq!(
+            a("POST /apis/cilium.io/v2/ciliumloadbalancerippools?"),
+            "create cilium.io/ciliumloadbalancerippools"
+        );
+        assert_eq!(
+            a("PUT /api/v1/namespaces/web/services/api/status"),
+            "update core/services/status in web named api"
+        );
+    }
 
     #[test]
     fn paths_parse() {

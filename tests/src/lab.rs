@@ -779,8 +779,21 @@ impl Lab {
     /// Starts `bgplb-companion run` in node `index`'s namespace, reporting to the daemon, with a
     /// Kubernetes API stand-in expected at 127.0.0.1:6443 in that namespace.
     pub fn start_companion(&mut self, index: usize, heartbeat: u64) {
-        let dir = self.dir.path();
         let pki = crate::client::pki_dir();
+        self.start_companion_with_tls(
+            index,
+            heartbeat,
+            [
+                pki.join("ca.crt"),
+                pki.join("companion-home.crt"),
+                pki.join("companion-home.key"),
+            ],
+        );
+    }
+
+    /// [`Lab::start_companion`] with the CA, certificate and key at these paths.
+    pub fn start_companion_with_tls(&mut self, index: usize, heartbeat: u64, tls: [PathBuf; 3]) {
+        let dir = self.dir.path();
         fs::write(
             dir.join("kubeconfig"),
             crate::kubesim::kubeconfig("http://127.0.0.1:6443"),
@@ -790,9 +803,9 @@ impl Lab {
             dir.join("companion.toml"),
             format!(
                 "cluster = \"home\"\nagents = [\"https://172.29.51.1:7443\"]\nheartbeat = {heartbeat}\ndebounce_ms = 200\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[leader_election]\nlease_seconds = 6\n",
-                ca = pki.join("ca.crt").display(),
-                cert = pki.join("companion-home.crt").display(),
-                key = pki.join("companion-home.key").display(),
+                ca = tls[0].display(),
+                cert = tls[1].display(),
+                key = tls[2].display(),
             ),
         )
         .expect("companion.toml");

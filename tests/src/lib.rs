@@ -17,6 +17,7 @@ pub mod lab;
 pub mod lbipam;
 pub mod netns;
 pub mod pki;
+pub mod rbac;
 pub mod traffic;
 pub mod vm;
 

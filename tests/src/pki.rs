@@ -171,3 +171,81 @@ pub fn generate(dir: &Path) {
 fn bgplb_proto_identity(cluster: &str) -> String {
     format!("spiffe://bgplb/cluster/{cluster}")
 }
+
+/// Issues a certificate as cert-manager's CA issuer would from a `Certificate` object's spec
+/// (`commonName`, `uris`, `usages`, `privateKey` ECDSA 256 or 384), signed by the CA in
+/// `ca_cert`/`ca_key` (PEM), valid until `not_after`. Returns (certificate, key) PEM.
+pub fn issue_like_cert_manager(
+    spec: &serde_json::Value,
+    ca_cert: &str,
+    ca_key: &str,
+    not_after: time::OffsetDateTime,
+) -> (String, String) {
+    let ca_key = KeyPair::from_pem(ca_key).expect("CA key");
+    let issuer = rcgen::Issuer::from_ca_cert_pem(ca_cert, ca_key).expect("CA certificate");
+    let alg = match (
+        spec["privateKey"]["algorithm"].as_str(),
+        spec["privateKey"]["size"].as_u64(),
+    ) {
+        (Some("ECDSA"), Some(256) | None) => &rcgen::PKCS_ECDSA_P256_SHA256,
+        (Some("ECDSA"), Some(384)) => &rcgen::PKCS_ECDSA_P384_SHA384,
+        other => panic!("the test issuer does not make {other:?} keys"),
+    };
+    let mut p = CertificateParams::default();
+    p.distinguished_name = DistinguishedName::new();
+    if let Some(cn) = spec["commonName"].as_str() {
+        p.distinguished_name.push(DnType::CommonName, cn);
+    }
+    p.subject_alt_names = spec["uris"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| uri(u.as_str().expect("uri")))
+        .collect();
+    for usage in spec["usages"].as_array().into_iter().flatten() {
+        match usage.as_str().expect("usage") {
+            "client auth" => p
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth),
+            "server auth" => p
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth),
+            "digital signature" => p.key_usages.push(KeyUsagePurpose::DigitalSignature),
+            "key encipherment" => p.key_usages.push(KeyUsagePurpose::KeyEncipherment),
+            other => panic!("the test issuer does not know the usage {other}"),
+        }
+    }
+    p.not_before = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    p.not_after = not_after;
+    let key = KeyPair::generate_for(alg).expect("key");
+    let cert = p.signed_by(&key, &issuer).expect("sign");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Writes `files` into `dir` the way the kubelet updates a Secret volume: a new hidden
+/// directory, then `..data` swapped to it in one rename, the visible names being symlinks
+/// through `..data` (so a reader never sees half an update).
+pub fn kubelet_secret_update(dir: &Path, files: &[(&str, &str)]) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    std::fs::create_dir_all(dir).expect("secret dir");
+    let version = format!(
+        "..2026_12_02_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    std::fs::create_dir(dir.join(&version)).expect("version dir");
+    for (name, text) in files {
+        std::fs::write(dir.join(&version).join(name), text).expect("write");
+    }
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&version, &tmp).expect("symlink");
+    std::fs::rename(&tmp, dir.join("..data")).expect("swap ..data");
+    for (name, _) in files {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(name), &link).expect("link");
+        }
+    }
+}

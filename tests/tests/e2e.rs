@@ -6,6 +6,7 @@ use std::time::Duration;
 use bgplb_tests::client::{pki_dir, tls_session};
 use bgplb_tests::cmd::wait_for;
 use bgplb_tests::kubesim::{objects, KubeSim};
+use bgplb_tests::pki::{issue_like_cert_manager, kubelet_secret_update};
 use bgplb_tests::{Lab, LabSpec};
 
 const COMMUNITY: &[&str] = &["64512:100"];
@@ -180,5 +181,119 @@ fn the_agents_own_certificate_rotates_under_a_connected_companion() {
         "the companion's report after the rotation",
         Duration::from_secs(30),
         || (lab.agent_status(1)["clusters"][0]["services"] == 1).then_some(()),
+    );
+}
+
+/// cert-manager renews the companion's client certificate (issued as the cert-manager
+/// component's Certificate says: ECDSA P-256, the cluster's URI SAN, client auth) and the kubelet
+/// swaps the Secret volume under the running companion. Reports made after the old certificate
+/// expired are accepted by the agent, and the old certificate itself is refused by then: the
+/// companion switched without a restart.
+#[test]
+fn the_companion_keeps_reporting_across_a_cert_manager_renewal() {
+    let mut lab = Lab::start(LabSpec {
+        nodes: 2,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let site = lab.daemon_site();
+    lab.write_site(&site);
+    lab.start_daemon();
+    let sim = KubeSim::with_cilium("1.18.2");
+    for n in &lab.nodes {
+        sim.apply(objects::node(&n.name, &n.ipv4, None, true));
+    }
+    sim.spawn_in_namespace(&lab.nodes[0].ns, "127.0.0.1:6443".parse().unwrap());
+
+    let component = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/kubernetes/components/cert-manager/certificate.yaml");
+    let certificate: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(component).unwrap()).unwrap();
+    let spec = &certificate["spec"];
+    let ca = std::fs::read_to_string(pki_dir().join("ca.crt")).unwrap();
+    let ca_key = std::fs::read_to_string(pki_dir().join("ca.key")).unwrap();
+    let lifetime = time::Duration::seconds(20);
+    let first_expiry = time::OffsetDateTime::now_utc() + lifetime;
+    let (first_cert, first_key) = issue_like_cert_manager(spec, &ca, &ca_key, first_expiry);
+    let secret = lab.dir.path().join("companion-tls");
+    kubelet_secret_update(
+        &secret,
+        &[
+            ("ca.crt", &ca),
+            ("tls.crt", &first_cert),
+            ("tls.key", &first_key),
+        ],
+    );
+    lab.start_companion_with_tls(
+        0,
+        1,
+        [
+            secret.join("ca.crt"),
+            secret.join("tls.crt"),
+            secret.join("tls.key"),
+        ],
+    );
+    wait_for(
+        "the companion's first report",
+        Duration::from_secs(30),
+        || lab.agent_status(1)["clusters"][0]["report_generation"].as_u64(),
+    );
+
+    // Renewal (new key: rotationPolicy Always), well before the first certificate expires.
+    let (renewed_cert, renewed_key) = issue_like_cert_manager(
+        spec,
+        &ca,
+        &ca_key,
+        time::OffsetDateTime::now_utc() + time::Duration::days(90),
+    );
+    kubelet_secret_update(
+        &secret,
+        &[
+            ("ca.crt", &ca),
+            ("tls.crt", &renewed_cert),
+            ("tls.key", &renewed_key),
+        ],
+    );
+
+    // Past the first certificate's expiry: it is refused now ...
+    let expired_at_ms = (first_expiry.unix_timestamp_nanos() / 1_000_000) as u64;
+    while time::OffsetDateTime::now_utc() < first_expiry + time::Duration::seconds(1) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let old_files = (
+        lab.dir.path().join("old.crt"),
+        lab.dir.path().join("old.key"),
+    );
+    std::fs::write(&old_files.0, &first_cert).unwrap();
+    std::fs::write(&old_files.1, &first_key).unwrap();
+    let old = bgplb_tests::client::send(
+        &lab.nodes[1].ns,
+        bgplb_tests::client::client_with(&pki_dir().join("ca.crt"), Some(&old_files)),
+        "GET",
+        "https://172.29.51.1:7443/v1/status",
+        None,
+    );
+    assert!(
+        old.status().is_none(),
+        "the agent still took the expired certificate: {old:?}"
+    );
+    // ... and the companion's reports, made after that, are accepted, also over new
+    // connections: the agent restarts, so no session made with the old certificate survives.
+    lab.stop_daemon();
+    lab.start_daemon();
+    let restarted_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
+    wait_for(
+        "a report made after the first certificate expired",
+        Duration::from_secs(30),
+        || {
+            let g = lab.agent_status(1)["clusters"][0]["report_generation"].as_u64()?;
+            (g > expired_at_ms && g > restarted_ms).then_some(())
+        },
+    );
+    assert!(
+        lab.companion_log()
+            .contains("TLS files changed: new client certificate in use"),
+        "{}",
+        lab.companion_log()
     );
 }

@@ -2,71 +2,18 @@
 //! stand-in agent: the happy path, a failure in each phase (then resume, or rollback), exact
 //! rollback, a dry run that writes nothing, and a second run that changes nothing.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bgplb_companion::agent::AgentApi;
 use bgplb_companion::dynkube::DynKube;
 use bgplb_companion::migrate::{self, Options};
-use bgplb_proto::{AgentStatus, PeerStatus, ProbeOutcome, ProbeTarget};
-use bgplb_tests::fixtures::{l2_cluster, SERVICES};
+use bgplb_tests::fixtures::{l2_cluster, FakeAgent, SERVICES};
 use bgplb_tests::kubesim::{kubeconfig, KubeSim};
 use bgplb_tests::netns::{block_on_in, Scratch};
 use serde_json::{json, Value};
 
 const ADDR: &str = "127.0.0.1:6443";
-
-/// The agent, as the migration sees it.
-#[derive(Default)]
-struct FakeAgent {
-    down: AtomicBool,
-    peers_down: AtomicBool,
-    probes_fail: AtomicBool,
-}
-
-impl AgentApi for FakeAgent {
-    async fn status(&self) -> Result<AgentStatus, String> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err("connection refused".into());
-        }
-        let state = if self.peers_down.load(Ordering::SeqCst) {
-            "Active"
-        } else {
-            "Established"
-        };
-        Ok(AgentStatus {
-            gateway: "udm-pro".into(),
-            asn: 64512,
-            peers: ["k8s-1", "k8s-2"]
-                .iter()
-                .map(|n| PeerStatus {
-                    cluster: "home".into(),
-                    node: n.to_string(),
-                    family: "ipv4".into(),
-                    address: String::new(),
-                    state: state.into(),
-                    accepted: 1,
-                })
-                .collect(),
-            ..Default::default()
-        })
-    }
-
-    async fn probe(&self, targets: Vec<ProbeTarget>) -> Result<Vec<ProbeOutcome>, String> {
-        let ok = !self.probes_fail.load(Ordering::SeqCst);
-        Ok(targets
-            .into_iter()
-            .map(|t| ProbeOutcome {
-                ip: t.ip,
-                port: t.port,
-                ok,
-                error: (!ok).then(|| "connection refused".into()),
-                millis: 1,
-            })
-            .collect())
-    }
-}
 
 fn options(dry_run: bool, dir: &std::path::Path) -> Options {
     Options {

@@ -6,7 +6,8 @@
 //!    frr-reload.py on the same FRR and the same change.
 //!
 //! 3. The live loop: a change in the simulated cluster until FRR has it, report throughput over
-//!    mTLS, and the agent daemon's memory idle and after a burst of reports.
+//!    mTLS, the agent daemon's memory idle and after a burst of reports, and the companion's
+//!    memory with 50 nodes and 200 services.
 //!
 //! `bgplb-bench [--pure | --apply-only]`; `BGPLB_FRR=7.5` runs part 2 against FRR 7.5 (after
 //! `scripts/frr-fetch 7.5`). Wall-clock figures from a shared machine: run it a few times and
@@ -145,6 +146,65 @@ fn live() {
         n as f64 / elapsed.as_secs_f64()
     );
     println!("agent memory: idle {idle_rss} KiB RSS; after {n} reports {rss_after} KiB RSS, peak {peak} KiB");
+
+    // The companion with a cluster of 50 nodes and 200 LoadBalancer Services (100 IPv4, 100
+    // IPv6, each with an EndpointSlice), all reported to the agent.
+    let companion = process_in(&lab.nodes[0].ns, "bgplb-companion");
+    let (companion_idle, _) = memory(companion);
+    for i in 20..48 {
+        sim.apply(objects::node(
+            &format!("bench-{i}"),
+            &format!("172.29.51.{}", 100 + i),
+            None,
+            true,
+        ));
+    }
+    let node_names: Vec<String> = (0..48)
+        .map(|i| format!("bench-{i}"))
+        .chain(lab.nodes.iter().map(|n| n.name.clone()))
+        .collect();
+    for i in 0..200usize {
+        let vip = if i < 100 {
+            format!("172.29.52.{}", 100 + i)
+        } else {
+            format!("fd47:25e1:2f96:52:100::{:x}", i - 100 + 1)
+        };
+        let name = format!("svc-{i}");
+        sim.apply(objects::service("bench", &name, &[vip.as_str()], 443));
+        let on: Vec<&str> = node_names
+            .iter()
+            .skip(i % 50)
+            .take(3)
+            .map(String::as_str)
+            .collect();
+        sim.apply(objects::endpoint_slice("bench", &name, &on));
+    }
+    bgplb_tests::cmd::wait_for(
+        "the agent to hold 50 nodes and 200 services",
+        Duration::from_secs(60),
+        || {
+            let c = &lab.agent_status(1)["clusters"][0];
+            (c["services"] == 200 && c["nodes"] == 50).then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let (companion_rss, companion_peak) = memory(companion);
+    println!(
+        "companion memory: {companion_idle} KiB RSS with 2 nodes; with 50 nodes and 200 services reported {companion_rss} KiB RSS, peak {companion_peak} KiB"
+    );
+}
+
+/// The pid of the process in namespace `ns` whose command line names `program`.
+fn process_in(ns: &str, program: &str) -> u32 {
+    let out = bgplb_tests::cmd::run(&["ip", "netns", "pids", ns]);
+    out.split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .map(|c| c.contains(program))
+                .unwrap_or(false)
+        })
+        .unwrap_or_else(|| panic!("no {program} in {ns}"))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
