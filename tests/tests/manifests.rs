@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bgplb_tests::cmd::output;
+use bgplb_tests::cmd::{output, run};
 use serde_json::{json, Value};
 
 fn repo() -> PathBuf {
@@ -30,18 +30,6 @@ fn tools() -> PathBuf {
     dir
 }
 
-fn run_ok(argv: &[&str]) -> String {
-    let out = output(argv);
-    assert!(
-        out.status.success(),
-        "`{}` failed: {}{}",
-        argv.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn docs(yaml: &str) -> Vec<Value> {
     let parsed: Vec<Value> = serde_saphyr::from_multiple(yaml).expect("YAML");
     parsed.into_iter().filter(|d| !d.is_null()).collect()
@@ -54,11 +42,7 @@ fn file_docs(rel: &str) -> Vec<Value> {
 fn build(kustomization: &str) -> Vec<Value> {
     let k = tools().join("kustomize");
     let dir = manifests_dir().join(kustomization);
-    docs(&run_ok(&[
-        k.to_str().unwrap(),
-        "build",
-        dir.to_str().unwrap(),
-    ]))
+    docs(&run(&[k.to_str().unwrap(), "build", dir.to_str().unwrap()]))
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -155,7 +139,7 @@ fn rbac(docs: &[Value]) -> Vec<Value> {
 fn the_base_builds_with_the_kustomize_inside_debians_kubectl() {
     let kubectl = tools().join("kubectl/usr/bin/kubectl");
     let dir = manifests_dir().join("base");
-    let built = docs(&run_ok(&[
+    let built = docs(&run(&[
         kubectl.to_str().unwrap(),
         "kustomize",
         dir.to_str().unwrap(),
@@ -444,7 +428,7 @@ fn the_password_secret_render_emits_validates_and_names_what_authsecretref_needs
             "1.18",
         ];
         argv.extend_from_slice(extra);
-        docs(&run_ok(&argv))
+        docs(&run(&argv))
     };
     let plain = render(&[]);
     let secret = find(&plain, "Secret", "bgplb-bgp-password");
@@ -466,7 +450,7 @@ fn the_password_secret_render_emits_validates_and_names_what_authsecretref_needs
 
     // Written files: the Secret only its owner can read.
     let out = dir.path().join("out");
-    run_ok(&[
+    run(&[
         bin.to_str().unwrap(),
         "render",
         "--site",
