@@ -175,7 +175,7 @@ fn install_lays_out_data_survives_a_firmware_upgrade_and_uninstall_keeps_what_it
 
     // A firmware upgrade wipes everything outside /data; the on-boot script (as UniFi OS runs
     // it at boot) puts the unit back and starts the agent. systemctl is a recording stand-in here
-    // (no systemd in the lab); the QEMU gateway runs the real thing.
+    // (no systemd in the lab); gateway_qemu.rs does this under the real systemd.
     std::fs::remove_dir_all(at("etc")).unwrap();
     let bin = tempfile::tempdir().unwrap();
     let calls = bin.path().join("calls");
