@@ -13,6 +13,9 @@ for _var in $(compgen -e); do
   esac
 done
 unset _var
+# Release builds are never incremental, but cargo fingerprints the variable: pin it, so a caller
+# with CARGO_INCREMENTAL unset and one with 0 (scripts/test) share one build.
+export CARGO_INCREMENTAL=0
 # C code (bundled SQLite, ring) built with the cross compiler; the cc crate would guess the same.
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar

@@ -7,6 +7,7 @@
 //!            └───────────────────────────────┬──────────────────────────────┘
 //!                                            │ notify (debounced)
 //!   drift tick (drift_check_interval) ──▶ reconciler ──▶ Applier (plan, vtysh -f, verify, SQLite)
+//!   FRR watch (bgpd vty, every second) ──▶ reconciler (someone else changed bgplb's part)
 //!   probe rounds, report signals      ──▶ liveness ──▶ fast path (bgpd vty socket) ──▶ reconciler
 //!   TLS files changed (polled)        ──▶ RustlsConfig::reload_from_config
 //!   plain listener (metrics_listen)   ──▶ /healthz, /readyz, /metrics
@@ -39,6 +40,7 @@ use crate::kernel::Kernel;
 use crate::liveness::{self, Liveness};
 use crate::metrics::{ClusterLabel, Metrics, PoolLabels};
 use crate::netcheck::{self, Validation};
+use crate::ownership::{Ownership, Verdict};
 use crate::report::{self, Checked};
 use crate::store::{SharedStore, Source, Store, StoredReport};
 use crate::vtysh::Vtysh;
@@ -125,6 +127,10 @@ pub struct App {
     status_cache: Mutex<Option<(Instant, status::Status)>>,
     /// Reports are accepted one at a time.
     accepting: tokio::sync::Mutex<()>,
+    /// Wakes the reconciler at once: the FRR watch found bgplb's configuration changed.
+    frr_changed: Notify,
+    /// Changes to FRR made by someone else, and whether the agent stopped fighting them.
+    ownership: Mutex<Ownership>,
 }
 
 /// What the loaded site depends on: the site file's bytes and its password file's.
@@ -177,6 +183,11 @@ impl App {
             refusals: Mutex::new(BTreeMap::new()),
             status_cache: Mutex::new(None),
             accepting: tokio::sync::Mutex::new(()),
+            frr_changed: Notify::new(),
+            ownership: Mutex::new(Ownership::new(
+                site.agent.frr.fight_limit,
+                Duration::from_secs(site.agent.frr.fight_window),
+            )),
             site_file: site_path.map(|p| {
                 let fingerprint = fingerprint(&p, &site);
                 (p, Mutex::new(fingerprint))
@@ -265,6 +276,10 @@ impl App {
                     )
                 });
                 self.liveness.set_settings(site.liveness.clone());
+                lock(&self.ownership).set_limits(
+                    site.agent.frr.fight_limit,
+                    Duration::from_secs(site.agent.frr.fight_window),
+                );
                 *lock(&self.password) = password;
                 *self.site.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(site);
                 self.recheck_reports();
@@ -779,9 +794,14 @@ impl App {
             overlay: self.liveness.overlay(),
             probing: self.site().liveness.enabled,
         };
-        let result = netcheck::validate(kernel, &self.site(), ecmp, &frr, &reports, &facts)
+        let mut result = netcheck::validate(kernel, &self.site(), ecmp, &frr, &reports, &facts)
             .await
             .map_err(|e| e.to_string());
+        if let Ok(v) = &mut result {
+            let ownership = lock(&self.ownership).check(Instant::now());
+            v.ok &= ownership.ok;
+            v.checks.push(ownership);
+        }
         if let Ok(v) = &result {
             self.metrics.set_validation(v);
             for c in v.checks.iter().filter(|c| !c.ok) {
@@ -826,6 +846,7 @@ async fn reconciler(
                 Source::Report
             }
             _ = tick.tick() => Source::Daemon,
+            _ = app.frr_changed.notified() => Source::Daemon,
             Some(()) = async { match events.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                 // Let a burst of changes settle, then look at the kernel only.
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -857,6 +878,14 @@ async fn reconciler(
             Some(g) => (g.config, Some(g.number)),
             None => (app.desired().await, None),
         };
+        // Something keeps undoing bgplb's configuration: the agent stopped fighting it and
+        // writes nothing until FRR runs bgplb's configuration again (`bgplb-agent apply`).
+        if lock(&app.ownership).fighting() {
+            tracing::debug!("not applying: stopped fighting whatever rewrites FRR");
+            let frr = app.collect_status().await.ok();
+            app.kernel_pass(frr).await;
+            continue;
+        }
         // The same configuration failed before: wait out the backoff (each failure records a
         // generation row and an event; retrying every tick would fill the disk).
         let hash = crate::apply::hash(&text);
@@ -929,6 +958,134 @@ async fn reconciler(
             app.flood_guard(s);
         }
         app.kernel_pass(frr).await;
+    }
+}
+
+/// What FRR was last given: the current generation with the overlay on top. None while a
+/// writer holds the lock (it is changing FRR) or before the first apply.
+fn given(app: &App) -> Option<(Overlay, String)> {
+    let overlay = app.frr_write.try_lock().ok()?.clone();
+    let base = lock(&app.applied_base).clone()?;
+    Some((overlay, base))
+}
+
+/// The FRR watch: reads bgpd's running configuration from its vty socket every
+/// `watch_interval_ms` (a few milliseconds, no vtysh process) and compares bgplb's part with
+/// what the agent gave FRR. bgpd restarted from a file without it, a controller reloading FRR,
+/// an edit by hand: the reconciler re-applies at once, up to the fight limit (see
+/// [`crate::ownership`]). A generation applied by the CLI is adopted, not fought.
+async fn frr_watch(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut pid = app.vtysh.bgpd_pid();
+    // The digest of the last running configuration found in order, and bgpd's pid then.
+    let mut in_order: Option<([u8; 32], Option<u32>)> = None;
+    loop {
+        let every = app.site().agent.frr.watch_interval_ms;
+        let wait = Duration::from_millis(if every == 0 { 5000 } else { every });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        if every == 0 {
+            continue;
+        }
+        let Some(before) = given(&app) else { continue };
+        let Ok(text) = app.vtysh.bgpd_running(Duration::from_secs(2)).await else {
+            // bgpd is down (or busy): the reconciler and status say so; look again.
+            continue;
+        };
+        let now_pid = app.vtysh.bgpd_pid();
+        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        if in_order == Some((digest, now_pid)) {
+            continue;
+        }
+        // A writer that finished while FRR was read makes the comparison meaningless.
+        if given(&app).as_ref() != Some(&before) {
+            continue;
+        }
+        let (overlay, base) = before;
+        let rest = match bgplb_frr::plan::plan(
+            &overlay.owned(&base),
+            &bgplb_frr::Owned::from_text(&text),
+        ) {
+            Ok(rest) => rest,
+            Err(e) => {
+                tracing::warn!(error = %e, "FRR watch: cannot compare the running configuration");
+                continue;
+            }
+        };
+        let restarted = pid.is_some() && now_pid.is_some() && now_pid != pid;
+        let old_pid = std::mem::replace(&mut pid, now_pid);
+        if rest.is_empty() {
+            in_order = Some((digest, now_pid));
+            if lock(&app.ownership).restored() {
+                tracing::info!("FRR runs bgplb's configuration again: re-applying resumes");
+                app.metrics.frr_fight.set(0);
+                let _ = app.store.blocking(|s| {
+                    s.event(
+                        "frr-fight-over",
+                        "FRR runs bgplb's configuration again; the agent re-applies changes again",
+                    )
+                });
+            }
+            continue;
+        }
+        in_order = None;
+        // The CLI (`bgplb-agent apply`, `rollback`) applied another generation: adopt it.
+        let current = app
+            .store
+            .blocking(|s| s.current())
+            .ok()
+            .flatten()
+            .map(|g| g.config);
+        if current.as_ref().is_some_and(|c| *c != base) {
+            tracing::info!("FRR watch: a generation applied outside the daemon; reconciling");
+            *lock(&app.applied_base) = current;
+            app.frr_changed.notify_one();
+            continue;
+        }
+        let cause = if restarted {
+            "bgpd-restarted"
+        } else {
+            "edited"
+        };
+        let shown: Vec<String> = rest.changes.iter().take(3).map(|c| c.to_string()).collect();
+        let what = format!(
+            "{} ({} line(s) differ: {})",
+            if restarted {
+                format!(
+                    "bgpd restarted (pid {} to {}) without bgplb's configuration",
+                    old_pid.unwrap_or(0),
+                    now_pid.unwrap_or(0)
+                )
+            } else {
+                "bgplb's part of FRR's running configuration was changed (a reload from a file \
+                 without it, or an edit through vtysh)"
+                    .to_string()
+            },
+            rest.changes.len(),
+            shown.join(" | ")
+        );
+        app.metrics
+            .frr_changed
+            .get_or_create(&crate::metrics::CauseLabel {
+                cause: cause.into(),
+            })
+            .inc();
+        let verdict = lock(&app.ownership).changed(Instant::now(), &what);
+        match verdict {
+            Verdict::Reapply => {
+                tracing::warn!(%what, "FRR changed by someone else: re-applying");
+                let _ = app.store.blocking(|s| s.event("frr-changed", &what));
+                app.frr_changed.notify_one();
+            }
+            Verdict::Fight(why) => {
+                tracing::error!(%why, "stopped re-applying");
+                app.metrics.frr_fight.set(1);
+                let _ = app.store.blocking(|s| s.event("frr-fight", &why));
+                app.frr_changed.notify_one();
+            }
+            Verdict::Fighting => {}
+        }
     }
 }
 
@@ -1200,6 +1357,7 @@ pub async fn run(site: Site, site_path: PathBuf) -> Result<(), Error> {
         ));
     }
     let reconcile = tokio::spawn(reconciler(app.clone(), applier, stop_rx.clone()));
+    tokio::spawn(frr_watch(app.clone(), stop_rx.clone()));
     tokio::spawn(site_watch(app.clone(), stop_rx.clone()));
     tokio::spawn(liveness_task(app.clone(), stop_rx.clone()));
 

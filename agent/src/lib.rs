@@ -23,6 +23,7 @@ pub mod kstate;
 pub mod liveness;
 pub mod metrics;
 pub mod netcheck;
+pub mod ownership;
 pub mod pki;
 pub mod redact;
 pub mod report;

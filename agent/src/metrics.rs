@@ -72,6 +72,8 @@ pub struct Metrics {
     pub events_suppressed: Counter,
     pub kernel_passes: Counter,
     pub report_warnings: Family<ClusterLabel, Gauge>,
+    pub frr_changed: Family<CauseLabel, Counter>,
+    pub frr_fight: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -85,6 +87,11 @@ pub struct NodeStateLabels {
     pub cluster: String,
     pub node: String,
     pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabel {
+    pub cause: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -129,6 +136,8 @@ impl Metrics {
             events_suppressed: Counter::default(),
             kernel_passes: Counter::default(),
             report_warnings: Family::default(),
+            frr_changed: Family::default(),
+            frr_fight: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -252,6 +261,16 @@ impl Metrics {
             "report_warnings",
             "What the cluster's last report carried that the gateway ignores (pools or VIPs outside the site's pools, ...)",
             m.report_warnings.clone(),
+        );
+        registry.register(
+            "frr_changed",
+            "Times the FRR watch found bgplb's configuration changed by someone else (cause: bgpd-restarted, edited)",
+            m.frr_changed.clone(),
+        );
+        registry.register(
+            "frr_fight",
+            "1 while the agent has stopped re-applying because something keeps undoing its FRR configuration",
+            m.frr_fight.clone(),
         );
         Metrics { registry, ..m }
     }

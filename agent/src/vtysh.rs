@@ -303,6 +303,51 @@ impl Vtysh {
             })?
     }
 
+    /// bgpd's own running configuration, read from its vty socket (no vtysh process: the FRR
+    /// watch asks every second). Holds everything bgplb owns: `router bgp`, the prefix-lists,
+    /// community-lists and route-maps bgpd uses. Bounded by `limit` as well as the vtysh timeout.
+    pub async fn bgpd_running(&self, limit: Duration) -> Result<String, Error> {
+        let path = self.bgpd_socket();
+        let what = format!("bgpd vty {}", path.display());
+        let unavailable = |detail: String| Error::FrrUnavailable {
+            what: what.clone(),
+            detail,
+        };
+        let work = async {
+            let mut stream = tokio::net::UnixStream::connect(&path)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            vty_command(&mut stream, "enable")
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            let (status, config) = vty_command(&mut stream, "show running-config")
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            // bgpd's own answer has no "Current configuration:" header (vtysh adds it); it
+            // always starts with the `frr version` line.
+            if status != 0 || !config.contains("frr version") {
+                return Err(unavailable(format!(
+                    "no running configuration on the vty socket (status {status})"
+                )));
+            }
+            Ok(config)
+        };
+        let limit = limit.min(self.timeout);
+        tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| Error::VtyshTimeout {
+                what: what.clone(),
+                seconds: limit.as_secs().max(1),
+            })?
+    }
+
+    /// bgpd's process id, from the pid file FRR keeps beside the vty socket: a different one
+    /// means bgpd was restarted.
+    pub fn bgpd_pid(&self) -> Option<u32> {
+        let file = self.bgpd_socket().with_file_name("bgpd.pid");
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    }
+
     /// `write memory`: FRR restarts with what is running now.
     pub async fn write_memory(&self) -> Result<(), Error> {
         let what = "write memory";

@@ -289,6 +289,15 @@ pub struct FrrSettings {
     /// Where FRR's daemons put their vty sockets (`bgpd.vty`, or `INSTANCE/bgpd.vty` with
     /// `instance`): the fast path writes liveness changes there without starting vtysh.
     pub vty_dir: PathBuf,
+    /// How often (milliseconds) the agent reads bgpd's running configuration from its vty
+    /// socket to notice at once when FRR was restarted, reloaded or edited by someone else; 0
+    /// leaves it to `drift_check_interval`.
+    pub watch_interval_ms: u64,
+    /// Re-applies after FRR was changed by someone else, at most `fight_limit` within
+    /// `fight_window` seconds: one more and the agent stops re-applying (alerting in status,
+    /// metrics and events) until FRR runs bgplb's configuration again (`bgplb-agent apply`).
+    pub fight_limit: u32,
+    pub fight_window: u64,
 }
 
 impl Default for FrrSettings {
@@ -299,6 +308,9 @@ impl Default for FrrSettings {
             save: true,
             timeout: 30,
             vty_dir: PathBuf::from("/var/run/frr"),
+            watch_interval_ms: 1000,
+            fight_limit: 5,
+            fight_window: 600,
         }
     }
 }

@@ -539,6 +539,25 @@ impl Site {
                 "must be at least 1 second",
             ));
         }
+        let frr = &self.agent.frr;
+        if (1..100).contains(&frr.watch_interval_ms) {
+            p.push(Problem::new(
+                "agent.frr.watch_interval_ms",
+                "must be 0 (off) or at least 100 milliseconds",
+            ));
+        }
+        if frr.fight_limit == 0 {
+            p.push(Problem::new(
+                "agent.frr.fight_limit",
+                "must be at least 1 re-apply",
+            ));
+        }
+        if frr.fight_window == 0 {
+            p.push(Problem::new(
+                "agent.frr.fight_window",
+                "must be at least 1 second",
+            ));
+        }
         if let Some(0) | Some(65..) = b.maximum_paths {
             p.push(Problem::new("bgp.maximum_paths", "must be 1-64"));
         }

@@ -69,6 +69,10 @@ pub struct Lab {
     /// Set on drop: stops the TCP services' threads.
     stop: Arc<AtomicBool>,
     namespaces: Vec<String>,
+    /// The test changes FRR behind the daemon's back on purpose. Otherwise a daemon that found
+    /// its configuration changed by someone else (the FRR watch misfiring on the agent's own
+    /// writes) fails the test when the lab is dropped.
+    pub frr_changes_expected: bool,
 }
 
 pub struct Node {
@@ -132,6 +136,7 @@ impl Lab {
             extra: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             namespaces: Vec::new(),
+            frr_changes_expected: false,
         };
 
         lab.add_namespace(&gw);
@@ -1266,6 +1271,8 @@ impl Drop for Node {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        let misfired =
+            !self.frr_changes_expected && self.daemon_log().contains("FRR changed by someone else");
         self.stop.store(true, Ordering::SeqCst);
         for mut c in self.extra.drain(..) {
             let _ = c.kill();
@@ -1282,12 +1289,20 @@ impl Drop for Lab {
         let _ = fs::remove_dir_all(frr_etc(&self.gw));
         let _ = fs::remove_dir_all(frr_run(&self.gw));
         let _ = fs::remove_dir_all(Path::new("/var/lib/frr").join(&self.gw));
-        if std::thread::panicking() {
+        let fail = misfired && !std::thread::panicking();
+        if std::thread::panicking() || fail {
             // Keep the logs of a failed test: print where they are.
             let keep = self.dir.path().to_path_buf();
             eprintln!("lab {}: logs in {}", self.id, keep.display());
             let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
             let _ = dir.keep();
+        }
+        if fail {
+            panic!(
+                "lab {}: the daemon's FRR watch saw its own configuration changed by someone else \
+                 (\"FRR changed by someone else\" in agent.log), yet nothing else touched FRR",
+                self.id
+            );
         }
     }
 }
