@@ -189,6 +189,30 @@ pub enum Command {
         #[command(subcommand)]
         command: PkiCommand,
     },
+    /// The state database (DATA_DIR/state.db): `store check`, and `store reset` when it is
+    /// damaged (the agent refuses to run on a damaged file).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// SQLite's integrity check and what the file holds; exit code 1 when it is damaged.
+    Check {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep the file beside it (state.db.damaged-TIME) and start a new history whose first
+    /// generation is bgplb's part of FRR's running configuration. FRR is not changed. Stop the
+    /// daemon first; a sound file is only reset with --force.
+    Reset {
+        /// Reset a file that is not damaged (its history is kept beside it, not used).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -672,6 +696,103 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             if let (Some(pin), false) = (pin, *json) {
                 println!("{pin}");
             }
+        }
+        Command::Store {
+            command: StoreCommand::Check { json },
+        } => {
+            let path = settings.data_dir.join("state.db");
+            let found = Store::open(&path).and_then(|s| s.check());
+            let damaged = match &found {
+                Ok(c) if c.ok() => None,
+                Ok(c) => Some(c.integrity.join("; ")),
+                Err(e @ Error::StoreDamaged { .. }) => Some(e.to_string()),
+                Err(_) => None,
+            };
+            if *json {
+                let value = match &found {
+                    Ok(c) => serde_json::json!({"path": path, "ok": c.ok(), "check": c}),
+                    Err(e) => {
+                        serde_json::json!({"path": path, "ok": false, "error": e.to_string()})
+                    }
+                };
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
+            }
+            match (found, damaged) {
+                (Ok(c), None) => {
+                    if !*json {
+                        println!(
+                            "{}: ok ({} generation(s), {} event(s), {} report(s), {} bytes)",
+                            path.display(),
+                            c.generations,
+                            c.events,
+                            c.reports,
+                            c.bytes
+                        );
+                    }
+                }
+                (Err(e), None) => return Err(e),
+                (_, Some(why)) => {
+                    if !*json {
+                        println!("{}: damaged: {why}", path.display());
+                        println!("recover with `bgplb-agent store reset` (FRR is not changed)");
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        Command::Store {
+            command: StoreCommand::Reset { force },
+        } => {
+            let path = settings.data_dir.join("state.db");
+            match Store::open(&path).and_then(|s| s.check()) {
+                Ok(c) if c.ok() && !*force => {
+                    return Err(Error::Refused(format!(
+                        "{} is not damaged ({} generation(s)); `store reset --force` starts a new history anyway",
+                        path.display(),
+                        c.generations
+                    )))
+                }
+                Ok(_) | Err(Error::StoreDamaged { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            // Read FRR first: without its running configuration there is nothing to start from,
+            // and the old file stays where it is.
+            let running = vtysh.running().await?;
+            let owned = bgplb_frr::Owned::from_text(&running.config);
+            let aside = crate::store::move_aside(&path)?;
+            let store = Store::open(&path)?;
+            let text = owned.to_text();
+            if owned.is_empty() {
+                println!("FRR runs nothing of bgplb's: the new history starts with the next apply");
+            } else {
+                let generation = store.record(&crate::store::NewGeneration {
+                    source: Source::Reset,
+                    config: &text,
+                    hash: &crate::apply::hash(&text),
+                    outcome: Outcome::Applied,
+                    error: None,
+                    script: "",
+                    changes: 0,
+                    restores: None,
+                    rolled_back_to: None,
+                    duration_ms: 0,
+                })?;
+                println!(
+                    "generation {generation}: bgplb's part of FRR's running configuration ({} line(s)); FRR was not changed",
+                    text.lines().count()
+                );
+            }
+            store.event(
+                "store-reset",
+                &format!(
+                    "new history from FRR's running configuration; the old file is {}",
+                    aside.display()
+                ),
+            )?;
+            println!("the old file is kept as {}", aside.display());
         }
         Command::Unpin => {
             let store = Store::open(&settings.data_dir.join("state.db"))?;

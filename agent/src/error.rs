@@ -44,6 +44,10 @@ pub enum Error {
     #[error("{0}")]
     Install(String),
 
+    /// An operator's command that would lose something without being told to.
+    #[error("{0}")]
+    Refused(String),
+
     #[error("there is no generation {0} (see `bgplb-agent history`)")]
     NoSuchGeneration(i64),
 
@@ -55,6 +59,14 @@ pub enum Error {
         path: PathBuf,
         source: rusqlite::Error,
     },
+
+    #[error(
+        "state database {path} is damaged ({detail}); the agent will not run on it and FRR keeps \
+         running what it runs. Recover with `bgplb-agent store reset`, which keeps the damaged \
+         file beside it and starts a new history from FRR's running configuration (or restore \
+         the file from a backup)"
+    )]
+    StoreDamaged { path: PathBuf, detail: String },
 
     #[error("state database {path} has schema version {found}, newer than this agent's {supported}; upgrade the agent")]
     StoreVersion {
@@ -103,7 +115,10 @@ impl Error {
             Error::VtyshSpawn { .. }
             | Error::FrrUnavailable { .. }
             | Error::VtyshTimeout { .. } => 69,
-            Error::Store { .. } | Error::StoreVersion { .. } | Error::Io { .. } => 74,
+            Error::Store { .. }
+            | Error::StoreVersion { .. }
+            | Error::StoreDamaged { .. }
+            | Error::Io { .. } => 74,
             _ => 1,
         }
     }

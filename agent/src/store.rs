@@ -25,6 +25,8 @@ pub enum Source {
     Drift,
     /// The daemon's periodic or startup reconcile.
     Daemon,
+    /// `bgplb-agent store reset`: a new history started from FRR's running configuration.
+    Reset,
 }
 
 impl Source {
@@ -35,6 +37,7 @@ impl Source {
             Source::Rollback => "rollback",
             Source::Drift => "drift",
             Source::Daemon => "daemon",
+            Source::Reset => "store-reset",
         }
     }
 }
@@ -257,6 +260,53 @@ CREATE TABLE IF NOT EXISTS events (
 );
 ";
 
+/// What `store check` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreCheck {
+    /// SQLite's `integrity_check`: `["ok"]` for a sound file.
+    pub integrity: Vec<String>,
+    pub generations: i64,
+    pub events: i64,
+    pub reports: i64,
+    pub bytes: u64,
+}
+
+impl StoreCheck {
+    pub fn ok(&self) -> bool {
+        self.integrity == ["ok"]
+    }
+}
+
+/// Moves the database at `path` (with its -wal and -shm files) aside as
+/// `<path>.damaged-<unix time>`, and returns where it went.
+pub fn move_aside(path: &Path) -> Result<PathBuf, Error> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".damaged-{stamp}"));
+    let aside = PathBuf::from(aside);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut from = path.as_os_str().to_owned();
+        from.push(suffix);
+        let mut to = aside.as_os_str().to_owned();
+        to.push(suffix);
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    what: "cannot move aside",
+                    path: PathBuf::from(from),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(aside)
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, Error> {
@@ -267,11 +317,31 @@ impl Store {
         if let Some(dir) = path.parent() {
             crate::files::private_dir(dir)?;
         }
-        let conn = Connection::open(path).map_err(err)?;
+        // A damaged file is told apart from other trouble (permissions, a full disk): the agent
+        // refuses to start on it, and `store reset` is the way out.
+        let damaged = |source: rusqlite::Error| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                Error::StoreDamaged {
+                    path: path.to_path_buf(),
+                    detail: source.to_string(),
+                }
+            }
+            _ => err(source),
+        };
+        let conn = Connection::open(path).map_err(damaged)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(err)?;
+            .map_err(damaged)?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
+            .map_err(damaged)?;
+        let quick: String = conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(damaged)?;
+        if quick != "ok" {
+            return Err(Error::StoreDamaged {
+                path: path.to_path_buf(),
+                detail: quick,
+            });
+        }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         let version: i64 = conn
@@ -303,6 +373,31 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+        })
+    }
+
+    /// SQLite's full integrity check ("ok" when the file is sound) and what the file holds.
+    pub fn check(&self) -> Result<StoreCheck, Error> {
+        let e = self.err();
+        let integrity: Vec<String> = self
+            .conn
+            .prepare("PRAGMA integrity_check")
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<_, _>>()
+            })
+            .map_err(&e)?;
+        let count = |table: &str| -> Result<i64, Error> {
+            self.conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .map_err(&e)
+        };
+        Ok(StoreCheck {
+            integrity,
+            generations: count("generations")?,
+            events: count("events")?,
+            reports: count("reports")?,
+            bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
         })
     }
 

@@ -156,6 +156,45 @@ impl Owned {
     pub fn router_bgp_line(&self) -> Option<String> {
         self.asn.map(|asn| format!("router bgp {asn}"))
     }
+
+    /// The owned lines as FRR configuration text (what a new history starts from when the state
+    /// database is reset from FRR's running configuration): `from_text` of it gives these lines
+    /// back. The operator's lines are not in it.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for line in &self.top {
+            out.push_str(line);
+            out.push('\n');
+        }
+        for (header, clauses) in &self.route_maps {
+            out.push_str(header);
+            out.push('\n');
+            for c in clauses {
+                out.push_str(&format!(" {c}\n"));
+            }
+            out.push_str("exit\n");
+        }
+        if let Some(router) = self.router_bgp_line() {
+            out.push_str(&router);
+            out.push('\n');
+            for line in &self.bgp {
+                out.push_str(&format!(" {line}\n"));
+            }
+            for (family, lines) in &self.address_families {
+                let name = match family {
+                    Family::V4 => "ipv4",
+                    Family::V6 => "ipv6",
+                };
+                out.push_str(&format!(" address-family {name} unicast\n"));
+                for line in lines {
+                    out.push_str(&format!("  {line}\n"));
+                }
+                out.push_str(" exit-address-family\n");
+            }
+            out.push_str("exit\n");
+        }
+        out
+    }
 }
 
 /// `address-family ipv4 unicast` → V4, `... ipv6 unicast` → V6, anything else → None.
@@ -243,5 +282,26 @@ end
         assert!(o.foreign_neighbors.contains("192.0.2.1"));
         assert!(o.foreign_neighbors.contains("UPLINK"));
         assert_eq!(o.neighbors["172.29.51.11"], "BGPLB-home-V4");
+    }
+
+    #[test]
+    fn the_owned_text_reads_back_as_the_same_owned_lines_without_the_operators() {
+        let o = Owned::from_text(RUNNING);
+        let text = o.to_text();
+        assert!(
+            !text.contains("UPLINK") && !text.contains("192.0.2.1"),
+            "{text}"
+        );
+        let back = Owned::from_text(&text);
+        assert!(back.foreign_neighbors.is_empty());
+        assert_eq!(
+            Owned {
+                foreign_neighbors: Default::default(),
+                ..o
+            },
+            back,
+            "{text}"
+        );
+        assert!(Owned::default().to_text().is_empty());
     }
 }
