@@ -36,6 +36,7 @@ pub struct Applier {
     data_dir: PathBuf,
     save: bool,
     lock_wait: Duration,
+    retention: bgplb_site::Retention,
 }
 
 /// What an apply did.
@@ -100,6 +101,24 @@ impl Applier {
             data_dir: data_dir.to_path_buf(),
             save,
             lock_wait,
+            retention: bgplb_site::Retention::default(),
+        }
+    }
+
+    /// How much history to keep (the site's `[agent.retention]`): pruned before every apply.
+    pub fn retaining(mut self, retention: bgplb_site::Retention) -> Applier {
+        self.retention = retention;
+        self
+    }
+
+    fn prune(&self) {
+        let keep = self.retention.clone();
+        match self.store.blocking(move |s| s.prune(&keep)) {
+            Ok((0, 0)) => {}
+            Ok((generations, events)) => {
+                tracing::debug!(generations, events, "history pruned")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot prune the history"),
         }
     }
 
@@ -130,6 +149,7 @@ impl Applier {
         restores: Option<i64>,
     ) -> Result<Applied, Error> {
         let _lock = files::lock_async(&self.data_dir.join("agent.lock"), self.lock_wait).await?;
+        self.prune();
         let started = Instant::now();
         let Planned {
             plan,

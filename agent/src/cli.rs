@@ -488,7 +488,8 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             let ecmp = checks::ecmp_decision(&kernel.probe_ecmp().await);
             let frr = vtysh.frr_version().await?;
             let mut applier =
-                Applier::open(&settings.data_dir, vtysh, settings.frr.save, LOCK_WAIT)?;
+                Applier::open(&settings.data_dir, vtysh, settings.frr.save, LOCK_WAIT)?
+                    .retaining(settings.retention.clone());
             let inputs =
                 desired::inputs_from_store(&site, &applier.store.get(), ecmp.supported, frr)?;
             let text = desired::render(&site, &inputs);
@@ -674,7 +675,8 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
         }
         Command::Rollback { to, json } => {
             let mut applier =
-                Applier::open(&settings.data_dir, vtysh, settings.frr.save, LOCK_WAIT)?;
+                Applier::open(&settings.data_dir, vtysh, settings.frr.save, LOCK_WAIT)?
+                    .retaining(settings.retention.clone());
             let overlay = crate::liveness::stored_overlay(&applier.store.get())?;
             let (target, result) = applier.rollback(*to, &overlay).await?;
             let pin = {

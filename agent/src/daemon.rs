@@ -1304,7 +1304,8 @@ pub async fn run(site: Site, site_path: PathBuf) -> Result<(), Error> {
         settings.frr.save,
         Duration::from_secs(60),
         store.clone(),
-    );
+    )
+    .retaining(settings.retention.clone());
     let kernel = match Kernel::connect() {
         Ok(k) => Some(k),
         Err(e) => {

@@ -258,6 +258,7 @@ CREATE TABLE IF NOT EXISTS events (
     kind     TEXT NOT NULL,
     message  TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_kind ON events (kind, id);
 ";
 
 /// What `store check` found.
@@ -374,6 +375,52 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Removes what `keep` does not keep: generations beyond the newest `keep.generations` or
+    /// older than `keep.max_age_days` (never the current one, the applied one before it, or a
+    /// pinned one), and events beyond the newest `keep.events` or older than the age limit.
+    /// SQLite reuses the freed pages, so the file stops growing. Returns (generations, events)
+    /// removed.
+    pub fn prune(&self, keep: &bgplb_site::Retention) -> Result<(usize, usize), Error> {
+        let e = self.err();
+        let cutoff = (time::OffsetDateTime::now_utc()
+            - time::Duration::days(i64::from(keep.max_age_days)))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+        let current = self.current()?.map(|g| g.number);
+        let before = match current {
+            Some(n) => self.previous_applied(n)?.map(|g| g.number),
+            None => None,
+        };
+        let pinned = self.pinned()?.map(|p| p.generation);
+        let generations = self
+            .conn
+            .execute(
+                "DELETE FROM generations
+                 WHERE (number <= (SELECT number FROM generations ORDER BY number DESC
+                                   LIMIT 1 OFFSET ?1)
+                        OR created_at < ?2)
+                   AND number NOT IN (?3, ?4, ?5)",
+                params![
+                    i64::from(keep.generations),
+                    cutoff,
+                    current.unwrap_or(-1),
+                    before.unwrap_or(-1),
+                    pinned.unwrap_or(-1)
+                ],
+            )
+            .map_err(&e)?;
+        let events = self
+            .conn
+            .execute(
+                "DELETE FROM events
+                 WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1)
+                    OR coalesce(last_at, at) < ?2",
+                params![i64::from(keep.events), cutoff],
+            )
+            .map_err(&e)?;
+        Ok((generations, events))
     }
 
     /// SQLite's full integrity check ("ok" when the file is sound) and what the file holds.
@@ -820,5 +867,103 @@ mod tests {
             .unwrap();
         let store = Store::open(&path).unwrap();
         assert_eq!(store.current().unwrap().unwrap().config, "a");
+    }
+
+    fn numbers(store: &Store) -> Vec<i64> {
+        let mut stmt = store
+            .conn
+            .prepare("SELECT number FROM generations ORDER BY number")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(|r| r.unwrap()).collect()
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_and_never_the_current_the_one_before_or_a_pinned_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let keep = bgplb_site::Retention {
+            generations: 10,
+            events: 100,
+            max_age_days: 30,
+        };
+        store.record(&attempt("one", Outcome::Applied)).unwrap();
+        store.record(&attempt("two", Outcome::Applied)).unwrap();
+        store.record(&attempt("three", Outcome::Applied)).unwrap();
+        store.pin(1, "test").unwrap();
+        for _ in 0..37 {
+            store.record(&attempt("bad", Outcome::Failed)).unwrap();
+        }
+        assert_eq!(store.prune(&keep).unwrap().0, 27);
+        // The newest ten (31-40), the current (3), the one before (2), the pinned one (1).
+        let mut want = vec![1, 2, 3];
+        want.extend(31..=40);
+        assert_eq!(numbers(&store), want);
+        assert_eq!(store.prune(&keep).unwrap(), (0, 0), "pruning is idempotent");
+
+        // Too old goes whatever the count, except what is protected.
+        store
+            .conn
+            .execute(
+                "UPDATE generations SET created_at = '2000-01-01T00:00:00Z' WHERE number IN (1, 2, 3, 31, 32)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(store.prune(&keep).unwrap().0, 2);
+        assert_eq!(numbers(&store)[..4], [1, 2, 3, 33]);
+        assert_eq!(store.current().unwrap().unwrap().config, "three");
+
+        // Events: the newest `events`, none too old.
+        for i in 0..150 {
+            store.event("test", &format!("event {i}")).unwrap();
+        }
+        assert_eq!(store.prune(&keep).unwrap().1, 50);
+        let events = store.events(1000).unwrap();
+        assert_eq!(events.len(), 100);
+        assert_eq!(events[0].message, "event 149");
+        store
+            .conn
+            .execute(
+                "UPDATE events SET at = '2000-01-01T00:00:00Z' WHERE message = 'event 60'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(store.prune(&keep).unwrap().1, 1);
+    }
+
+    #[test]
+    fn the_file_stops_growing_under_a_stream_of_generations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open(&path).unwrap();
+        let keep = bgplb_site::Retention {
+            generations: 20,
+            events: 100,
+            max_age_days: 365,
+        };
+        // A 250-node configuration is about 56 kB; 20 kB each here, 400 generations.
+        let config = "neighbor 172.29.51.11 peer-group BGPLB-home-V4\n".repeat(400);
+        let mut sizes = Vec::new();
+        for i in 0..400 {
+            store
+                .record(&attempt(&format!("{config}{i}"), Outcome::Applied))
+                .unwrap();
+            store.event("apply", &format!("generation {i}")).unwrap();
+            store.prune(&keep).unwrap();
+            if i % 100 == 99 {
+                store
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .unwrap();
+                sizes.push(std::fs::metadata(&path).unwrap().len());
+            }
+        }
+        // Freed pages are reused: after the first hundred the file does not grow.
+        assert!(
+            sizes.windows(2).all(|w| w[1] <= w[0] + 64 * 1024),
+            "the file grew: {sizes:?}"
+        );
+        assert!(sizes[3] < 2 * 1024 * 1024, "{sizes:?}");
+        assert_eq!(numbers(&store).len(), 20);
     }
 }

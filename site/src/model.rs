@@ -242,6 +242,28 @@ pub struct AgentSettings {
     pub drift_check_interval: u64,
     pub tls: TlsSettings,
     pub frr: FrrSettings,
+    pub retention: Retention,
+}
+
+/// How much history the state database keeps: the newest `generations` generations and
+/// `events` events, none older than `max_age_days` days. The current generation, the one
+/// before it (what `rollback` goes back to) and a pinned one are never removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    pub generations: u32,
+    pub events: u32,
+    pub max_age_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            generations: 1000,
+            events: 10000,
+            max_age_days: 365,
+        }
+    }
 }
 
 impl Default for AgentSettings {
@@ -254,6 +276,7 @@ impl Default for AgentSettings {
             drift_check_interval: 60,
             tls: TlsSettings::default(),
             frr: FrrSettings::default(),
+            retention: Retention::default(),
         }
     }
 }

@@ -539,6 +539,25 @@ impl Site {
                 "must be at least 1 second",
             ));
         }
+        let keep = &self.agent.retention;
+        if keep.generations < 10 {
+            p.push(Problem::new(
+                "agent.retention.generations",
+                "must keep at least 10 generations",
+            ));
+        }
+        if keep.events < 100 {
+            p.push(Problem::new(
+                "agent.retention.events",
+                "must keep at least 100 events",
+            ));
+        }
+        if keep.max_age_days == 0 {
+            p.push(Problem::new(
+                "agent.retention.max_age_days",
+                "must be at least 1 day",
+            ));
+        }
         let frr = &self.agent.frr;
         if (1..100).contains(&frr.watch_interval_ms) {
             p.push(Problem::new(
