@@ -49,6 +49,9 @@ impl Owned {
 
     pub fn from_stanzas(stanzas: &[Stanza]) -> Owned {
         let mut owned = Owned::default();
+        // FRR merges a context entered twice (`router bgp 64512` or a route-map entry again
+        // further down): so does this, the bodies of one `router bgp` read as one.
+        let mut bgp_body: Vec<Stanza> = Vec::new();
         for s in stanzas {
             let words: Vec<&str> = s.line.split_whitespace().collect();
             match words.as_slice() {
@@ -60,16 +63,35 @@ impl Owned {
                     owned.top.push(s.line.clone());
                 }
                 ["route-map", name, ..] if naming::is_ours(name) => {
-                    let clauses = s.children.iter().map(|c| c.line.clone()).collect();
-                    owned.route_maps.push((s.line.clone(), clauses));
+                    let clauses = s.children.iter().map(|c| c.line.clone());
+                    match owned.route_maps.iter_mut().find(|(h, _)| *h == s.line) {
+                        Some((_, have)) => {
+                            for c in clauses {
+                                if !have.contains(&c) {
+                                    have.push(c);
+                                }
+                            }
+                        }
+                        None => owned.route_maps.push((s.line.clone(), clauses.collect())),
+                    }
                 }
                 ["router", "bgp", asn] => match asn.parse::<u32>() {
-                    Ok(asn) if owned.asn.is_none() => owned.read_router_bgp(asn, &s.children),
-                    Ok(asn) => owned.other_router_bgp.push(asn),
+                    Ok(asn) if owned.asn.is_none() || owned.asn == Some(asn) => {
+                        owned.asn = Some(asn);
+                        bgp_body.extend(s.children.iter().cloned());
+                    }
+                    Ok(asn) => {
+                        if !owned.other_router_bgp.contains(&asn) {
+                            owned.other_router_bgp.push(asn);
+                        }
+                    }
                     Err(_) => {}
                 },
                 _ => {}
             }
+        }
+        if let Some(asn) = owned.asn {
+            owned.read_router_bgp(asn, &bgp_body);
         }
         owned
     }
@@ -106,8 +128,13 @@ impl Owned {
                     .iter()
                     .filter(|c| self.owns_af_line(&c.line))
                     .map(|c| c.line.clone())
-                    .collect();
-                self.address_families.insert(family, lines);
+                    .collect::<Vec<_>>();
+                let have = self.address_families.entry(family).or_default();
+                for line in lines {
+                    if !have.contains(&line) {
+                        have.push(line);
+                    }
+                }
             } else if self.owns_bgp_line(&s.line) {
                 self.bgp.push(s.line.clone());
             }
