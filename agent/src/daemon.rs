@@ -90,8 +90,27 @@ struct ClusterState {
     report: Option<Report>,
     generation: Option<u64>,
     hash: Option<String>,
-    received_unix: Option<i64>,
+    /// When the report arrived on the monotonic clock: its age does not jump with the gateway's
+    /// wall clock (an NTP step, a wrong RTC at boot). A report restored at start-up is placed
+    /// by its wall-clock age once.
+    received_mono: Option<Instant>,
     last_refusal: Option<String>,
+}
+
+impl ClusterState {
+    /// Seconds since the report arrived.
+    fn age(&self) -> Option<u64> {
+        self.received_mono.map(|t| t.elapsed().as_secs())
+    }
+}
+
+/// The monotonic instant a report received at `received_unix` (wall clock) arrived, as well as
+/// the wall clock tells now.
+fn mono_from_unix(received_unix: i64) -> Option<Instant> {
+    let age = u64::try_from(now_unix() - received_unix).unwrap_or(0);
+    Instant::now()
+        .checked_sub(Duration::from_secs(age))
+        .or_else(|| Some(Instant::now()))
 }
 
 /// State shared by the API handlers and the reconciler.
@@ -351,7 +370,7 @@ impl App {
                             report: parsed.ok(),
                             generation: Some(r.generation),
                             hash: Some(r.hash),
-                            received_unix: Some(r.received_unix),
+                            received_mono: mono_from_unix(r.received_unix),
                             last_refusal: None,
                         },
                     );
@@ -443,7 +462,7 @@ impl App {
                 generation: Some(generation),
                 report: Some(report),
                 hash: Some(hash),
-                received_unix: Some(received_unix),
+                received_mono: Some(Instant::now()),
                 last_refusal: None,
             },
         );
@@ -559,14 +578,13 @@ impl App {
                 .and_then(|g| g.error),
         }
         .map(|e| crate::redact::redact(&e));
-        let now = now_unix();
         let site = self.site();
         let clusters = site
             .clusters
             .iter()
             .map(|c| {
                 let s = self.clusters().get(&c.name).cloned().unwrap_or_default();
-                let age = s.received_unix.map(|t| (now - t).max(0) as u64);
+                let age = s.age();
                 ClusterStatus {
                     name: c.name.clone(),
                     report_generation: s.generation,
@@ -721,12 +739,11 @@ impl App {
                 .set(i64::from(unsaved.is_none()));
         }
         self.metrics.set_liveness(&self.liveness.view());
-        let now = now_unix();
         self.metrics.pool_used.clear();
         self.metrics.pool_total.clear();
         for (name, s) in self.clusters().iter() {
-            if let Some(t) = s.received_unix {
-                let age = (now - t).max(0);
+            if let Some(age) = s.age() {
+                let age = i64::try_from(age).unwrap_or(i64::MAX);
                 let label = ClusterLabel {
                     cluster: name.clone(),
                 };

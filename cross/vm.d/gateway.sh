@@ -110,6 +110,14 @@ wait_for "the report's generation recorded" 60 recorded
 gen=$(newest)
 echo "GENERATION $gen"
 
+echo "== the gateway's clock steps two hours ahead (NTP, a wrong RTC): the fresh report stays fresh"
+/bin/date -s "@$(( $(/bin/date +%s) + 7200 ))" >/dev/null
+sleep 1
+metrics=$(wget -q -O - http://127.0.0.1:9478/metrics)
+echo "$metrics" | grep '^bgplb_report_age_seconds{cluster="home"}'
+echo "$metrics" | grep -q '^bgplb_report_stale{cluster="home"} 0' && echo "FRESH-AFTER-CLOCK-JUMP"
+/bin/date -s "@$(( $(/bin/date +%s) - 7200 ))" >/dev/null
+
 echo "== systemd restarts a killed agent"
 pid=$(systemctl show -p MainPID --value bgplb-agent.service)
 kill -9 "$pid"

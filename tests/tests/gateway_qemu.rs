@@ -3,7 +3,8 @@
 //! namespaces, with the cross-built static agent installed the way the README tells an operator
 //! (`pki init`, `pki issue`, `install --root /`). Checked there: sessions Established in both
 //! families, the VLAN 52 segment up, a report sent from this machine over mutual TLS through a
-//! forwarded port changing FRR's neighbours (and a client without a certificate refused), systemd
+//! forwarded port changing FRR's neighbours (and a client without a certificate refused), the
+//! report still fresh after the gateway's clock steps two hours ahead, systemd
 //! restarting a killed agent without a new generation, and a firmware upgrade (the unit gone, then
 //! UniFi OS's on-boot script) bringing the agent back on the same generation with FRR unchanged,
 //! nothing left to plan and the configuration saved.
@@ -39,6 +40,7 @@ fn the_aarch64_gateway_installs_peers_takes_reports_and_survives_an_upgrade() {
     for want in [
         "SESSIONS-ESTABLISHED",
         "NEIGHBOURS-FROM-REPORT",
+        "FRESH-AFTER-CLOCK-JUMP",
         "SAME-GENERATION",
         "FRR runs the desired configuration: nothing to change",
         "gateway udm-pro (AS 64512), FRR 8.4",
