@@ -157,6 +157,7 @@ impl Applier {
             current,
             hash,
         } = self.plan(desired, overlay).await?;
+        crate::fault::point("after-plan");
         let same_as_current = current.as_ref().is_some_and(|c| c.hash == hash);
         if plan.is_empty() && same_as_current {
             tracing::debug!("FRR already runs the current generation");
@@ -197,6 +198,7 @@ impl Applier {
         } else {
             self.vtysh.apply_script(&script_path).await.map(|_| ())
         };
+        crate::fault::point("after-vtysh");
         let desired_owned = overlay.owned(desired);
         let verified = match &applied {
             Ok(()) => self.verify(&desired_owned).await,
@@ -208,6 +210,7 @@ impl Applier {
         };
 
         let Some(detail) = failure else {
+            crate::fault::point("after-verify");
             let generation = self.store.blocking(|s| {
                 s.record(&NewGeneration {
                     source,
@@ -223,6 +226,7 @@ impl Applier {
                 })
             })?;
             tracing::info!(generation, changes = plan.changes.len(), "applied");
+            crate::fault::point("before-save");
             let mut warnings = plan.warnings.clone();
             let unsaved = if plan.is_empty() {
                 self.ensure_saved(Some(generation)).await?
@@ -314,8 +318,13 @@ impl Applier {
         if !self.save {
             return Ok(None);
         }
-        let failed = self.store.blocking(|s| s.saved())?.is_some_and(|s| !s.ok);
-        if failed {
+        // Failed, or never run for this generation (the agent stopped between recording it and
+        // `write memory`): FRR's file may lack what it runs.
+        let behind = self
+            .store
+            .blocking(|s| s.saved())?
+            .is_none_or(|s| !s.ok || (generation.is_some() && s.generation != generation));
+        if behind {
             self.save(generation).await?;
         }
         self.store.blocking(|s| s.unsaved())

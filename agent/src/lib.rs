@@ -16,6 +16,7 @@ pub mod cli;
 pub mod daemon;
 pub mod desired;
 pub mod error;
+pub mod fault;
 pub mod files;
 pub mod install;
 pub mod kernel;

@@ -457,27 +457,30 @@ impl Store {
 
     /// Records an attempt and returns its generation number.
     pub fn record(&self, g: &NewGeneration<'_>) -> Result<i64, Error> {
-        self.conn
-            .execute(
-                "INSERT INTO generations (created_at, source, config, hash, outcome, error, script,
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        tx.execute(
+            "INSERT INTO generations (created_at, source, config, hash, outcome, error, script,
                      changes, restores, rolled_back_to, duration_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    now(),
-                    g.source.as_str(),
-                    g.config,
-                    g.hash,
-                    g.outcome.as_str(),
-                    g.error,
-                    g.script,
-                    g.changes as i64,
-                    g.restores,
-                    g.rolled_back_to,
-                    i64::try_from(g.duration_ms).unwrap_or(i64::MAX),
-                ],
-            )
-            .map_err(self.err())?;
-        Ok(self.conn.last_insert_rowid())
+            params![
+                now(),
+                g.source.as_str(),
+                g.config,
+                g.hash,
+                g.outcome.as_str(),
+                g.error,
+                g.script,
+                g.changes as i64,
+                g.restores,
+                g.rolled_back_to,
+                i64::try_from(g.duration_ms).unwrap_or(i64::MAX),
+            ],
+        )
+        .map_err(self.err())?;
+        let number = tx.last_insert_rowid();
+        crate::fault::point("during-record");
+        tx.commit().map_err(self.err())?;
+        Ok(number)
     }
 
     /// The current generation: the newest applied one.
