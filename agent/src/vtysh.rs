@@ -265,74 +265,66 @@ impl Vtysh {
     /// status byte, 0 for success). No vtysh process: a few milliseconds instead of a hundred.
     /// Every line must succeed; the first that does not fails the call with FRR's message.
     pub async fn bgpd_config(&self, script: &str) -> Result<(), Error> {
-        let path = self.bgpd_socket();
-        let what = format!("bgpd vty {}", path.display());
-        let work = async {
-            let mut stream = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
-                Error::FrrUnavailable {
-                    what: what.clone(),
-                    detail: e.to_string(),
-                }
-            })?;
-            let lines = ["enable", "configure terminal"]
-                .into_iter()
-                .chain(script.lines().map(str::trim).filter(|l| !l.is_empty()))
-                .chain(["end"]);
-            for line in lines {
-                let (status, output) =
-                    vty_command(&mut stream, line)
-                        .await
-                        .map_err(|e| Error::FrrUnavailable {
-                            what: what.clone(),
-                            detail: e.to_string(),
-                        })?;
-                if status != 0 {
-                    return Err(Error::FrrRejected {
-                        what: what.clone(),
-                        detail: format!("`{line}`: {}", output.trim()),
-                    });
-                }
-            }
-            Ok(())
-        };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| Error::VtyshTimeout {
-                what: what.clone(),
-                seconds: self.timeout.as_secs(),
-            })?
+        let lines: Vec<&str> = ["enable", "configure terminal"]
+            .into_iter()
+            .chain(script.lines().map(str::trim).filter(|l| !l.is_empty()))
+            .chain(["end"])
+            .collect();
+        let answers = self.bgpd_vty(&lines, self.timeout).await?;
+        match answers.last() {
+            Some((status, output)) if *status != 0 => Err(Error::FrrRejected {
+                what: format!("bgpd vty {}", self.bgpd_socket().display()),
+                detail: format!("`{}`: {}", lines[answers.len() - 1], output.trim()),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// bgpd's own running configuration, read from its vty socket (no vtysh process: the FRR
     /// watch asks every second). Holds everything bgplb owns: `router bgp`, the prefix-lists,
     /// community-lists and route-maps bgpd uses. Bounded by `limit` as well as the vtysh timeout.
     pub async fn bgpd_running(&self, limit: Duration) -> Result<String, Error> {
+        let answers = self
+            .bgpd_vty(&["enable", "show running-config"], limit.min(self.timeout))
+            .await?;
+        match answers.as_slice() {
+            // bgpd's own answer has no "Current configuration:" header (vtysh adds it); it
+            // always starts with the `frr version` line.
+            [_, (0, config)] if config.contains("frr version") => Ok(config.clone()),
+            _ => Err(Error::FrrUnavailable {
+                what: format!("bgpd vty {}", self.bgpd_socket().display()),
+                detail: format!(
+                    "no running configuration on the vty socket (status {})",
+                    answers.last().map_or(0, |a| a.0)
+                ),
+            }),
+        }
+    }
+
+    /// Runs `lines` on bgpd's vty socket within `limit`, one answer (status, output) per line,
+    /// stopping after the first that fails.
+    async fn bgpd_vty(&self, lines: &[&str], limit: Duration) -> Result<Vec<(u8, String)>, Error> {
         let path = self.bgpd_socket();
         let what = format!("bgpd vty {}", path.display());
-        let unavailable = |detail: String| Error::FrrUnavailable {
+        let unavailable = |e: std::io::Error| Error::FrrUnavailable {
             what: what.clone(),
-            detail,
+            detail: e.to_string(),
         };
         let work = async {
             let mut stream = tokio::net::UnixStream::connect(&path)
                 .await
-                .map_err(|e| unavailable(e.to_string()))?;
-            vty_command(&mut stream, "enable")
-                .await
-                .map_err(|e| unavailable(e.to_string()))?;
-            let (status, config) = vty_command(&mut stream, "show running-config")
-                .await
-                .map_err(|e| unavailable(e.to_string()))?;
-            // bgpd's own answer has no "Current configuration:" header (vtysh adds it); it
-            // always starts with the `frr version` line.
-            if status != 0 || !config.contains("frr version") {
-                return Err(unavailable(format!(
-                    "no running configuration on the vty socket (status {status})"
-                )));
+                .map_err(unavailable)?;
+            let mut answers = Vec::new();
+            for line in lines {
+                let answer = vty_command(&mut stream, line).await.map_err(unavailable)?;
+                let failed = answer.0 != 0;
+                answers.push(answer);
+                if failed {
+                    break;
+                }
             }
-            Ok(config)
+            Ok(answers)
         };
-        let limit = limit.min(self.timeout);
         tokio::time::timeout(limit, work)
             .await
             .map_err(|_| Error::VtyshTimeout {
