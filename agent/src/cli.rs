@@ -468,6 +468,9 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 println!("ecmp: {}", ecmp.reason);
             }
             if plan.is_empty() {
+                for w in &plan.warnings {
+                    println!("! {w}");
+                }
                 println!("FRR runs the desired configuration: nothing to change");
             } else {
                 println!("{} change(s):", plan.changes.len());

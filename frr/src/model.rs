@@ -171,9 +171,8 @@ pub enum Set {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouterBgp {
     pub asn: u32,
-    pub router_id: Ipv4Addr,
-    /// `no bgp default ipv4-unicast`: IPv6 sessions must not carry IPv4 routes.
-    pub no_default_ipv4_unicast: bool,
+    /// `bgp router-id`; `None` leaves FRR's (or the operator's) router-id alone.
+    pub router_id: Option<Ipv4Addr>,
     pub graceful_restart: Option<GracefulRestart>,
     pub peer_groups: Vec<PeerGroup>,
     pub neighbors: Vec<Neighbor>,

@@ -5,12 +5,18 @@
 //!
 //! * it defines or uses an object named `BGPLB-…` (prefix-list, community-list, route-map,
 //!   peer-group), or configures a neighbour that is a member of one of our peer-groups;
-//! * it is one of the few global `router bgp` settings the site file decides: `bgp router-id`,
-//!   `no bgp default ipv4-unicast`, graceful restart with its timers and notification setting, `no bgp ebgp-requires-policy`
-//!   (owned so that it is removed: the policy requirement must stay on), and `maximum-paths` in the
-//!   unicast address families.
+//! * it is one of the few global `router bgp` settings the site file decides: `bgp router-id`
+//!   (only when the site sets one), graceful restart with its timers and notification setting,
+//!   `no bgp ebgp-requires-policy` (owned so that it is removed while bgplb is FRR's only BGP user:
+//!   the policy requirement must stay on), and `maximum-paths` in the unicast address families.
+//!   While the operator has peers of their own, the plan changes none of the globals that reset
+//!   sessions and refuses instead (see [`crate::plan`]).
 //!
-//! Everything else is the operator's and is never touched.
+//! Everything else is the operator's and is never touched: `no bgp default ipv4-unicast` included.
+//! Its effect on our peer-groups is normalised instead: the IPv4 unicast activation of each of our
+//! peer-groups is always present as a line (`neighbor G activate` or `no neighbor G activate`),
+//! read from FRR's default when FRR prints none, so the same state compares equal whichever way
+//! the default is set.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,6 +45,9 @@ pub struct Owned {
     pub neighbors: BTreeMap<String, String>,
     /// Neighbours and peer-groups configured by someone else, by name.
     pub foreign_neighbors: BTreeSet<String>,
+    /// Lines of `router bgp` that are the operator's but that bgplb must know about (`no bgp
+    /// default ipv4-unicast`, or `no bgp ebgp-requires-policy` while others have peers).
+    pub operator_globals: Vec<String>,
 }
 
 impl Owned {
@@ -137,6 +146,19 @@ impl Owned {
                 }
             } else if self.owns_bgp_line(&s.line) {
                 self.bgp.push(s.line.clone());
+            } else if s.line == NO_DEFAULT_IPV4 {
+                self.operator_globals.push(s.line.clone());
+            }
+        }
+        // FRR prints a peer-group's IPv4 unicast activation only where it differs from the
+        // default: fill in the implied one.
+        let default_on = !self.operator_globals.iter().any(|l| l == NO_DEFAULT_IPV4);
+        let v4 = self.address_families.entry(Family::V4).or_default();
+        for group in &self.peer_groups {
+            let on = format!("neighbor {group} activate");
+            let off = format!("no neighbor {group} activate");
+            if !v4.contains(&on) && !v4.contains(&off) {
+                v4.insert(0, if default_on { on } else { off });
             }
         }
         self.address_families.retain(|_, lines| !lines.is_empty());
@@ -151,7 +173,6 @@ impl Owned {
         match words.as_slice() {
             ["neighbor", name, ..] => self.owns_neighbor(name),
             ["bgp", "router-id", _]
-            | ["no", "bgp", "default", "ipv4-unicast"]
             | ["bgp", "graceful-restart"]
             | ["no", "bgp", "graceful-restart", "notification"]
             | ["bgp", "graceful-restart", "notification"]
@@ -165,7 +186,9 @@ impl Owned {
     fn owns_af_line(&self, line: &str) -> bool {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["neighbor", name, ..] => self.owns_neighbor(name),
+            ["neighbor", name, ..] | ["no", "neighbor", name, "activate"] => {
+                self.owns_neighbor(name)
+            }
             ["maximum-paths", n] => n.parse::<u16>().is_ok(),
             _ => false,
         }
@@ -223,6 +246,9 @@ impl Owned {
         out
     }
 }
+
+/// The global that turns FRR's IPv4 unicast activation of new neighbours off.
+pub const NO_DEFAULT_IPV4: &str = "no bgp default ipv4-unicast";
 
 /// `address-family ipv4 unicast` → V4, `... ipv6 unicast` → V6, anything else → None.
 pub fn unicast_family(line: &str) -> Option<Family> {
@@ -290,7 +316,6 @@ end
             o.bgp,
             [
                 "bgp router-id 172.29.51.1",
-                "no bgp default ipv4-unicast",
                 "bgp graceful-restart",
                 "neighbor BGPLB-home-V4 peer-group",
                 "neighbor BGPLB-home-V4 remote-as 64513",
@@ -306,6 +331,7 @@ end
                 "maximum-paths 3"
             ]
         );
+        assert_eq!(o.operator_globals, ["no bgp default ipv4-unicast"]);
         assert!(o.foreign_neighbors.contains("192.0.2.1"));
         assert!(o.foreign_neighbors.contains("UPLINK"));
         assert_eq!(o.neighbors["172.29.51.11"], "BGPLB-home-V4");
@@ -324,6 +350,7 @@ end
         assert_eq!(
             Owned {
                 foreign_neighbors: Default::default(),
+                operator_globals: Vec::new(),
                 ..o
             },
             back,

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::model::Family;
+use crate::model::{Family, GracefulRestart};
 use crate::owned::Owned;
 
 /// Context a line lives in: the lines that open it, outermost first (`[]` is the top level).
@@ -52,6 +52,14 @@ pub enum PlanError {
     OtherRouterBgp { running: u32, desired: u32 },
     /// The desired configuration has no `router bgp`.
     NoRouterBgp,
+    /// The operator has BGP peers of their own, and the plan would change a global that resets
+    /// every session (router-id, graceful restart).
+    SharedGlobals {
+        /// The operator's neighbours and peer-groups.
+        peers: Vec<String>,
+        /// (running, desired) per setting, `None` where the line is absent.
+        changes: Vec<(Option<String>, Option<String>)>,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -63,11 +71,162 @@ impl fmt::Display for PlanError {
                  FRR allows one BGP instance per VRF: change gateway.asn or remove the other instance"
             ),
             PlanError::NoRouterBgp => write!(f, "the desired configuration has no `router bgp`"),
+            PlanError::SharedGlobals { peers, changes } => {
+                let shown: Vec<String> = changes
+                    .iter()
+                    .map(|(have, want)| match (have, want) {
+                        (Some(h), Some(w)) => format!("`{h}` → `{w}`"),
+                        (None, Some(w)) => format!("add `{w}`"),
+                        (Some(h), None) => format!("remove `{h}`"),
+                        (None, None) => String::new(),
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "FRR's BGP also serves the operator's own peers ({}), and this plan would change \
+                     {}: FRR resets every session for that, theirs included, so bgplb refuses. \
+                     Make the site file match what FRR runs ({}), or change FRR yourself in a \
+                     maintenance window",
+                    peers.join(", "),
+                    shown.join(", "),
+                    fixes(changes).join("; ")
+                )
+            }
         }
     }
 }
 
 impl std::error::Error for PlanError {}
+
+/// The site-file settings that make the desired side of `changes` equal to the running side.
+fn fixes(changes: &[(Option<String>, Option<String>)]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |fix: String| {
+        if !out.contains(&fix) {
+            out.push(fix);
+        }
+    };
+    for (have, want) in changes {
+        let line = have.as_deref().or(want.as_deref()).unwrap_or("");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match (words.as_slice(), have) {
+            (["bgp", "router-id", id], Some(_)) => push(format!(
+                "gateway.router_id = \"{id}\" or leave gateway.router_id out"
+            )),
+            (["bgp", "router-id", _], None) => {
+                push("leave gateway.router_id out (FRR chose its router-id itself)".to_string())
+            }
+            (["bgp", "graceful-restart"], Some(_)) => push("bgp.graceful_restart = true".into()),
+            (["bgp", "graceful-restart"], None) => push("bgp.graceful_restart = false".into()),
+            (["bgp", "graceful-restart", "restart-time", n], Some(_)) => {
+                push(format!("bgp.restart_time = {n}"))
+            }
+            (["bgp", "graceful-restart", "stalepath-time", n], Some(_)) => {
+                push(format!("bgp.stalepath_time = {n}"))
+            }
+            (["bgp", "graceful-restart", timer, _], None) => push(format!(
+                "bgp.{} = {}",
+                timer.replace('-', "_"),
+                match *timer {
+                    "restart-time" => GracefulRestart::FRR_DEFAULT_RESTART_TIME,
+                    _ => GracefulRestart::FRR_DEFAULT_STALEPATH_TIME,
+                }
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Globals of `router bgp` that FRR applies by resetting every session.
+fn resets_sessions(line: &str) -> bool {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    matches!(
+        w.as_slice(),
+        ["bgp", "router-id", _]
+            | ["bgp", "graceful-restart"]
+            | [
+                "bgp",
+                "graceful-restart",
+                "restart-time" | "stalepath-time",
+                _
+            ]
+    )
+}
+
+/// What `setting` is: the line without its value (`bgp router-id`), to pair a running line with
+/// the desired one that replaces it.
+fn setting(line: &str) -> String {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    match w.as_slice() {
+        ["bgp", "router-id", _] => "bgp router-id".into(),
+        ["bgp", "graceful-restart", timer, _] => format!("bgp graceful-restart {timer}"),
+        _ => line.to_string(),
+    }
+}
+
+/// Refuses a plan that changes a session-resetting global while the operator has peers of their
+/// own; leaves `no bgp ebgp-requires-policy` to them (their peers may rely on it, ours have
+/// policies). Returns `running`'s global lines the plan must not touch.
+fn shared_globals(
+    desired: &Owned,
+    running: &Owned,
+    plan: &mut Plan,
+) -> Result<Vec<String>, PlanError> {
+    let peers: Vec<String> = running
+        .foreign_neighbors
+        .iter()
+        .filter(|n| !desired.neighbors.contains_key(*n))
+        .cloned()
+        .collect();
+    let mut keep = Vec::new();
+    // Without a router-id in the site file, FRR's (or the operator's) stays.
+    if !desired.bgp.iter().any(|l| l.starts_with("bgp router-id ")) {
+        keep.extend(
+            running
+                .bgp
+                .iter()
+                .filter(|l| l.starts_with("bgp router-id "))
+                .cloned(),
+        );
+    }
+    if peers.is_empty() {
+        return Ok(keep);
+    }
+    const NO_POLICY: &str = "no bgp ebgp-requires-policy";
+    if running.bgp.iter().any(|l| l == NO_POLICY) && !desired.bgp.iter().any(|l| l == NO_POLICY) {
+        plan.warnings.push(format!(
+            "FRR runs `{NO_POLICY}`, which lets the operator's peers ({}) exchange routes without \
+             policies; bgplb leaves it (its own sessions have route-maps both ways)",
+            peers.join(", ")
+        ));
+        keep.push(NO_POLICY.to_string());
+    }
+    let want: Vec<&String> = desired.bgp.iter().filter(|l| resets_sessions(l)).collect();
+    let have: Vec<&String> = running
+        .bgp
+        .iter()
+        .filter(|l| resets_sessions(l) && !keep.contains(l))
+        .collect();
+    let mut changes: Vec<(Option<String>, Option<String>)> = Vec::new();
+    for w in want.iter().filter(|w| !have.contains(w)) {
+        let old = have
+            .iter()
+            .find(|h| setting(h) == setting(w))
+            .map(|h| h.to_string());
+        changes.push((old, Some(w.to_string())));
+    }
+    for h in have.iter().filter(|h| !want.contains(h)) {
+        if !want.iter().any(|w| setting(w) == setting(h)) {
+            changes.push((Some(h.to_string()), None));
+        }
+    }
+    if changes.is_empty() {
+        Ok(keep)
+    } else {
+        Err(PlanError::SharedGlobals { peers, changes })
+    }
+}
 
 /// FRR hides `maximum-paths` when it equals the compiled-in limit (64 on many builds, 256 on
 /// Debian); bgplb renders at most this many, and a missing line is read as this value.
@@ -89,6 +248,13 @@ pub fn plan(desired: &Owned, running: &Owned) -> Result<Plan, PlanError> {
     }
     let router_bgp = format!("router bgp {asn}");
     let mut plan = Plan::default();
+    let keep = shared_globals(desired, running, &mut plan)?;
+    let running_bgp: Vec<String> = running
+        .bgp
+        .iter()
+        .filter(|l| !keep.contains(l))
+        .cloned()
+        .collect();
 
     // Phase 1: filters and route-maps the new configuration needs. FRR silently ignores a
     // prefix-list entry whose content already exists under another sequence number, so an entry
@@ -169,7 +335,7 @@ pub fn plan(desired: &Owned, running: &Owned) -> Result<Plan, PlanError> {
         &mut plan,
         &bgp_path,
         &desired.bgp,
-        &running.bgp,
+        &running_bgp,
         &removed,
         Side::Both,
     );
@@ -290,6 +456,7 @@ fn diff_lines(
 }
 
 fn neighbor_name(line: &str) -> Option<&str> {
+    let line = line.strip_prefix("no ").unwrap_or(line);
     let mut words = line.split_whitespace();
     (words.next() == Some("neighbor"))
         .then(|| words.next())
@@ -306,6 +473,9 @@ pub fn replace_key(line: &str) -> Option<String> {
             format!("bgp graceful-restart {timer}")
         }
         ["maximum-paths", _] => "maximum-paths".to_string(),
+        ["neighbor", n, "activate"] | ["no", "neighbor", n, "activate"] => {
+            format!("neighbor {n} activate")
+        }
         ["neighbor", n, "timers", "connect", _] => format!("neighbor {n} timers connect"),
         ["neighbor", n, "timers", _, _] => format!("neighbor {n} timers"),
         ["neighbor", n, "route-map", _, dir] => format!("neighbor {n} route-map {dir}"),
@@ -511,6 +681,104 @@ mod tests {
 
     fn plan_text(desired: &str, running: &str) -> Plan {
         plan(&Owned::from_text(desired), &Owned::from_text(running)).expect("plan")
+    }
+
+    const DESIRED_DUAL: &str = "\
+router bgp 64512
+ bgp router-id 172.29.51.1
+ bgp graceful-restart
+ neighbor BGPLB-c-V4 peer-group
+ neighbor BGPLB-c-V6 peer-group
+ neighbor 172.29.51.11 peer-group BGPLB-c-V4
+ neighbor fd47::11 peer-group BGPLB-c-V6
+ address-family ipv4 unicast
+  no neighbor BGPLB-c-V6 activate
+  neighbor BGPLB-c-V4 activate
+ exit-address-family
+ address-family ipv6 unicast
+  neighbor BGPLB-c-V6 activate
+ exit-address-family
+exit
+";
+
+    #[test]
+    fn ipv4_activation_compares_equal_whichever_way_the_operator_set_the_default() {
+        // What FRR prints for the same state with its default, and with the default off.
+        let default_on = DESIRED_DUAL.replace("  neighbor BGPLB-c-V4 activate\n", "");
+        let default_off = DESIRED_DUAL
+            .replace(
+                " bgp graceful-restart\n",
+                " no bgp default ipv4-unicast\n bgp graceful-restart\n",
+            )
+            .replace("  no neighbor BGPLB-c-V6 activate\n", "");
+        for running in [&default_on, &default_off] {
+            let p = plan_text(DESIRED_DUAL, running);
+            assert!(p.is_empty(), "{running}\n{p}");
+        }
+        // Deactivated where it should be active: one line, written over the other.
+        let wrong = DESIRED_DUAL.replace(
+            "  neighbor BGPLB-c-V4 activate",
+            "  no neighbor BGPLB-c-V4 activate",
+        );
+        assert_eq!(plan_text(DESIRED_DUAL, &wrong).script(), "router bgp 64512\n address-family ipv4 unicast\n  neighbor BGPLB-c-V4 activate\n exit-address-family\nexit\n");
+        // The operator's global is never touched, and a removed peer-group takes its line along.
+        let gone = plan_text("router bgp 64512\nexit\n", &default_off);
+        assert!(!gone.script().contains("default ipv4-unicast"), "{gone}");
+        assert!(!gone.script().contains("activate"), "{gone}");
+    }
+
+    #[test]
+    fn with_the_operators_own_peers_a_global_that_resets_sessions_is_refused() {
+        let running = "\
+router bgp 64512
+ bgp router-id 10.255.0.1
+ no bgp ebgp-requires-policy
+ neighbor 192.0.2.1 remote-as 65000
+exit
+";
+        let err = plan(&Owned::from_text(DESIRED_DUAL), &Owned::from_text(running)).unwrap_err();
+        let text = err.to_string();
+        for want in [
+            "192.0.2.1",
+            "`bgp router-id 10.255.0.1` → `bgp router-id 172.29.51.1`",
+            "add `bgp graceful-restart`",
+            "gateway.router_id = \"10.255.0.1\"",
+            "bgp.graceful_restart = false",
+        ] {
+            assert!(text.contains(want), "{want} not in: {text}");
+        }
+        // Matching the site file to FRR: nothing global changes, the operator's
+        // `no bgp ebgp-requires-policy` stays (with a warning), their peer is not touched.
+        let matching = DESIRED_DUAL
+            .replace(" bgp router-id 172.29.51.1\n", "")
+            .replace(" bgp graceful-restart\n", "");
+        let p = plan_text(&matching, running);
+        let script = p.script();
+        for untouched in [
+            "router-id",
+            "graceful-restart",
+            "ebgp-requires-policy",
+            "192.0.2.1",
+            "default ipv4",
+        ] {
+            assert!(!script.contains(untouched), "{untouched}: {script}");
+        }
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("ebgp-requires-policy")),
+            "{:?}",
+            p.warnings
+        );
+        // Alone on FRR, bgplb owns them again.
+        let alone = running.replace(" neighbor 192.0.2.1 remote-as 65000\n", "");
+        let script = plan_text(DESIRED_DUAL, &alone).script();
+        assert!(
+            script.contains(" bgp router-id 172.29.51.1\n")
+                && script.contains("\n bgp ebgp-requires-policy\n")
+                && script.contains(" bgp graceful-restart\n"),
+            "{script}"
+        );
     }
 
     const BASE: &str = "\

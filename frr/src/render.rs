@@ -132,9 +132,8 @@ fn render_route_map_entry(out: &mut String, name: &str, entry: &RouteMapEntry) {
 
 fn render_bgp(out: &mut String, bgp: &RouterBgp) {
     let _ = writeln!(out, "router bgp {}", bgp.asn);
-    let _ = writeln!(out, " bgp router-id {}", bgp.router_id);
-    if bgp.no_default_ipv4_unicast {
-        out.push_str(" no bgp default ipv4-unicast\n");
+    if let Some(id) = bgp.router_id {
+        let _ = writeln!(out, " bgp router-id {id}");
     }
     if let Some(gr) = bgp.graceful_restart {
         // FRR prints the notification setting first.
@@ -193,6 +192,12 @@ fn render_bgp(out: &mut String, bgp: &RouterBgp) {
         }
     }
 
+    // FRR activates every new neighbour in IPv4 unicast unless the operator's configuration says
+    // `no bgp default ipv4-unicast`, a global bgplb leaves alone (an uplink may rely on it). So
+    // activation in IPv4 unicast is written out either way: the IPv4 peer-groups activated, the
+    // IPv6 ones deactivated (an IPv6 session carries no IPv4 routes). FRR prints whichever of the
+    // two differs from its default; `Owned` reads the other one back from the default.
+    let v6_groups: Vec<&&PeerGroup> = groups.iter().filter(|g| g.family == Family::V6).collect();
     for family in Family::ALL {
         let family_groups: Vec<&&PeerGroup> =
             groups.iter().filter(|g| g.family == family).collect();
@@ -200,11 +205,18 @@ fn render_bgp(out: &mut String, bgp: &RouterBgp) {
             Family::V4 => bgp.maximum_paths_v4,
             Family::V6 => bgp.maximum_paths_v6,
         };
-        if family_groups.is_empty() && maximum_paths.is_none() {
+        let deactivate: &[&&PeerGroup] = match family {
+            Family::V4 => &v6_groups,
+            Family::V6 => &[],
+        };
+        if family_groups.is_empty() && maximum_paths.is_none() && deactivate.is_empty() {
             continue;
         }
         out.push_str(" !\n");
         let _ = writeln!(out, " address-family {}", family.afi_safi());
+        for pg in deactivate {
+            let _ = writeln!(out, "  no neighbor {} activate", pg.name);
+        }
         for pg in family_groups {
             let _ = writeln!(out, "  neighbor {} activate", pg.name);
             if pg.soft_reconfiguration {

@@ -46,6 +46,7 @@ const LINES: &[&str] = &[
     "  neighbor BGPLB-home-V4 route-map BGPLB-home-OUT out",
     "  neighbor BGPLB-home-V4 maximum-prefix 100 restart 1",
     "  neighbor BGPLB-home-V6 activate",
+    "  no neighbor BGPLB-home-V6 activate",
     "  neighbor 192.0.2.1 activate",
     "  network 10.0.0.0/8",
     "  maximum-paths 8",
@@ -72,12 +73,13 @@ fn frr_text() -> impl Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(LINES), 0..80).prop_map(|l| l.join("\n"))
 }
 
-/// The owned lines without what `to_text` leaves out on purpose: the operator's neighbours and
-/// other `router bgp` instances.
+/// The owned lines without what `to_text` leaves out on purpose: the operator's neighbours, their
+/// globals and other `router bgp` instances.
 fn comparable(o: Owned) -> Owned {
     Owned {
         foreign_neighbors: Default::default(),
         other_router_bgp: Vec::new(),
+        operator_globals: Vec::new(),
         ..o
     }
 }
@@ -113,7 +115,8 @@ proptest! {
             // Nothing of the operator's running configuration is ever removed: every removal is
             // of a line inside one of bgplb's objects, or of a line bgplb owns.
             let operator = |l: &str| {
-                ["UPLINK", "192.0.2.1", "10.0.0.0/8", "65000", "log-neighbor-changes", "ip route"]
+                ["UPLINK", "192.0.2.1", "10.0.0.0/8", "65000", "log-neighbor-changes", "ip route",
+                 "default ipv4-unicast"]
                     .iter()
                     .any(|t| l.contains(t))
             };

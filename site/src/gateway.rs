@@ -194,11 +194,10 @@ pub fn gateway_config(site: &Site, inputs: &GatewayInputs) -> Config {
     };
     let bgp = RouterBgp {
         asn: site.gateway.asn,
-        router_id: match site.gateway.router_id {
+        router_id: site.gateway.router_id.map(|id| match id {
             IpAddr::V4(a) => a,
             IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED, // refused by validate()
-        },
-        no_default_ipv4_unicast: true,
+        }),
         graceful_restart: policy.graceful_restart.then_some(GracefulRestart {
             restart_time: policy.restart_time,
             stalepath_time: policy.stalepath_time,

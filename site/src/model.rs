@@ -31,8 +31,11 @@ pub struct Gateway {
     #[serde(default = "default_gateway_name")]
     pub name: String,
     pub asn: u32,
-    /// Must be an IPv4 address (BGP identifiers are 32 bits); checked by `validate`.
-    pub router_id: IpAddr,
+    /// `bgp router-id`. Must be an IPv4 address (BGP identifiers are 32 bits); checked by
+    /// `validate`. Leave it out on a gateway whose BGP already has a router-id: changing it resets
+    /// every session, the operator's too, so bgplb refuses to while other peers exist.
+    #[serde(default)]
+    pub router_id: Option<IpAddr>,
     /// The gateway's addresses on the node network(s): what the nodes peer with.
     #[serde(default)]
     pub addresses: Vec<IpAddr>,

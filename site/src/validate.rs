@@ -119,12 +119,11 @@ impl Site {
         if let Some(m) = asn_problem(self.gateway.asn) {
             p.push(Problem::new("gateway.asn", m));
         }
-        if !self.gateway.router_id.is_ipv4() {
+        if let Some(id) = self.gateway.router_id.filter(|id| !id.is_ipv4()) {
             p.push(Problem::new(
                 "gateway.router_id",
                 format!(
-                    "{} is not an IPv4 address; a BGP router-id is 32 bits (use the gateway's IPv4 address)",
-                    self.gateway.router_id
+                    "{id} is not an IPv4 address; a BGP router-id is 32 bits (use the gateway's IPv4 address)"
                 ),
             ));
         }

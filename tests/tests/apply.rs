@@ -269,7 +269,11 @@ fn the_operators_own_frr_configuration_survives_every_apply() {
         }
     };
 
+    // Its uplink has no router-id or graceful restart set: the site leaves those globals alone
+    // (tests/tests/shared_bgp.rs: what happens when it does not).
     let mut site = lab.site();
+    site.gateway.router_id = None;
+    site.bgp.graceful_restart = false;
     lab.apply_and_wait(&site);
     check("the first apply");
     site.clusters[0].nodes.pop();
