@@ -52,8 +52,9 @@ pub enum PlanError {
     OtherRouterBgp { running: u32, desired: u32 },
     /// The desired configuration has no `router bgp`.
     NoRouterBgp,
-    /// The operator has BGP peers of their own, and the plan would change a global that resets
-    /// every session (router-id, graceful restart).
+    /// The operator has BGP peers of their own, and the plan would change a global FRR applies to
+    /// every peer: the router-id (every session resets at once) or graceful restart (every peer
+    /// negotiates the new setting from its next session on; verified on FRR 8.4: no reset).
     SharedGlobals {
         /// The operator's neighbours and peer-groups.
         peers: Vec<String>,
@@ -84,9 +85,10 @@ impl fmt::Display for PlanError {
                 write!(
                     f,
                     "FRR's BGP also serves the operator's own peers ({}), and this plan would change \
-                     {}: FRR resets every session for that, theirs included, so bgplb refuses. \
-                     Make the site file match what FRR runs ({}), or change FRR yourself in a \
-                     maintenance window",
+                     {}: FRR applies these to every peer, theirs included (a new router-id resets \
+                     every session at once; graceful restart changes what every peer negotiates \
+                     from its next session on), so bgplb refuses. Make the site file match what \
+                     FRR runs ({}), or change FRR yourself in a maintenance window",
                     peers.join(", "),
                     shown.join(", "),
                     fixes(changes).join("; ")
@@ -138,8 +140,11 @@ fn fixes(changes: &[(Option<String>, Option<String>)]) -> Vec<String> {
     out
 }
 
-/// Globals of `router bgp` that FRR applies by resetting every session.
-fn resets_sessions(line: &str) -> bool {
+/// Globals of `router bgp` that FRR applies to every peer: the router-id by resetting every
+/// session, graceful restart and its timers at each peer's next session. (`no bgp graceful-restart
+/// notification` too, but it only narrows what a helper keeps, and bgplb's fast failover needs
+/// it; it is changed.)
+fn applies_to_every_peer(line: &str) -> bool {
     let w: Vec<&str> = line.split_whitespace().collect();
     matches!(
         w.as_slice(),
@@ -165,8 +170,8 @@ fn setting(line: &str) -> String {
     }
 }
 
-/// Refuses a plan that changes a session-resetting global while the operator has peers of their
-/// own; leaves `no bgp ebgp-requires-policy` to them (their peers may rely on it, ours have
+/// Refuses a plan that changes a global of every peer's session while the operator has peers of
+/// their own; leaves `no bgp ebgp-requires-policy` to them (their peers may rely on it, ours have
 /// policies). Returns `running`'s global lines the plan must not touch.
 fn shared_globals(
     desired: &Owned,
@@ -202,11 +207,15 @@ fn shared_globals(
         ));
         keep.push(NO_POLICY.to_string());
     }
-    let want: Vec<&String> = desired.bgp.iter().filter(|l| resets_sessions(l)).collect();
+    let want: Vec<&String> = desired
+        .bgp
+        .iter()
+        .filter(|l| applies_to_every_peer(l))
+        .collect();
     let have: Vec<&String> = running
         .bgp
         .iter()
-        .filter(|l| resets_sessions(l) && !keep.contains(l))
+        .filter(|l| applies_to_every_peer(l) && !keep.contains(l))
         .collect();
     let mut changes: Vec<(Option<String>, Option<String>)> = Vec::new();
     for w in want.iter().filter(|w| !have.contains(w)) {
