@@ -2,9 +2,9 @@
 //! uplink neighbour that relies on FRR's default IPv4 activation, a router-id of its own,
 //! graceful restart off, `no bgp ebgp-requires-policy`. A site file that would change a global
 //! applied to every peer (the router-id resets every session) is refused with the fix and changes
-//! nothing; one that matches leaves
-//! the uplink's session up through every apply (its establishment and drop counters do not move)
-//! while bgplb's IPv4 and IPv6 sessions come up, the IPv6 ones without IPv4 unicast.
+//! nothing; one that matches leaves the uplink's session up through every apply (its establishment
+//! and drop counters do not move) while bgplb's IPv4 and IPv6 sessions come up, the IPv6 ones
+//! without IPv4 unicast.
 
 use bgplb_tests::{Lab, LabSpec};
 
