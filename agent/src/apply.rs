@@ -39,6 +39,31 @@ pub struct Applier {
     retention: bgplb_site::Retention,
 }
 
+/// Free space an apply needs on the state database's file system beyond its own text (four
+/// times the configuration and script: the generation row, the WAL, the files in `frr/`).
+pub const RECORD_RESERVE: u64 = 1 << 20;
+
+/// Where a failed apply returns FRR: the last good generation with the overlay, or what FRR ran
+/// before when there is none.
+fn rollback_target(
+    current: &Option<Generation>,
+    running: &Running,
+    overlay: &Overlay,
+) -> (Owned, String, Option<i64>) {
+    match current {
+        Some(c) => (
+            overlay.owned(&c.config),
+            format!("generation {}", c.number),
+            Some(c.number),
+        ),
+        None => (
+            Owned::from_text(&running.config),
+            "the configuration FRR ran before".to_string(),
+            None,
+        ),
+    }
+}
+
 /// What an apply did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "kebab-case")]
@@ -168,6 +193,11 @@ impl Applier {
                 unsaved,
             });
         }
+        // Never apply what cannot be recorded: FRR is changed only once the store has room and
+        // takes a write (a full or read-only /data leaves FRR on the last recorded generation).
+        let script = plan.script();
+        let need = RECORD_RESERVE + 4 * (desired.len() + script.len()) as u64;
+        self.store.blocking(|s| s.writable(need))?;
         let source = if same_as_current && source != Source::Rollback {
             self.store.blocking(|s| {
                 s.event(
@@ -189,7 +219,6 @@ impl Applier {
 
         let frr_dir = self.data_dir.join("frr");
         files::write_atomic(&frr_dir.join("bgplb.conf"), desired)?;
-        let script = plan.script();
         let script_path = frr_dir.join("apply.vtysh");
         files::write_atomic(&script_path, &script)?;
 
@@ -211,7 +240,7 @@ impl Applier {
 
         let Some(detail) = failure else {
             crate::fault::point("after-verify");
-            let generation = self.store.blocking(|s| {
+            let recorded = self.store.blocking(|s| {
                 s.record(&NewGeneration {
                     source,
                     config: desired,
@@ -224,7 +253,24 @@ impl Applier {
                     rolled_back_to: None,
                     duration_ms: started.elapsed().as_millis(),
                 })
-            })?;
+            });
+            let generation = match recorded {
+                Ok(g) => g,
+                Err(e) => {
+                    // The space went between the check and the record: FRR goes back to what is
+                    // recorded, so the store and FRR still agree.
+                    let (target, target_name, _) = rollback_target(&current, &running, overlay);
+                    let back = match self.restore(target, desired_owned.asn).await {
+                        Ok(()) => format!("FRR was rolled back to {target_name}"),
+                        Err(r) => format!("rolling back to {target_name} failed too ({r})"),
+                    };
+                    tracing::error!(error = %e, %back, "applied but could not record");
+                    return Err(Error::StoreUnwritable {
+                        path: self.data_dir.join("state.db"),
+                        detail: format!("recording the generation failed ({e}); {back}"),
+                    });
+                }
+            };
             tracing::info!(generation, changes = plan.changes.len(), "applied");
             crate::fault::point("before-save");
             let mut warnings = plan.warnings.clone();
@@ -244,18 +290,7 @@ impl Applier {
         };
 
         // Return FRR to the last good generation, or to what it ran before this attempt.
-        let (target, target_name, rolled_back_to) = match &current {
-            Some(c) => (
-                overlay.owned(&c.config),
-                format!("generation {}", c.number),
-                Some(c.number),
-            ),
-            None => (
-                Owned::from_text(&running.config),
-                "the configuration FRR ran before".to_string(),
-                None,
-            ),
-        };
+        let (target, target_name, rolled_back_to) = rollback_target(&current, &running, overlay);
         let rollback = match self.restore(target, desired_owned.asn).await {
             Ok(()) => format!("FRR was rolled back to {target_name}"),
             Err(e) => format!(

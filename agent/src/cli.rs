@@ -569,7 +569,11 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
         }
         Command::Status { json } => {
             let store = Store::open(&settings.data_dir.join("state.db"))?;
-            let generations = status::Generations::read(&store)?;
+            let mut generations = status::Generations::read(&store)?;
+            generations.store_problem = store
+                .writable(crate::apply::RECORD_RESERVE)
+                .err()
+                .map(|e| e.to_string());
             let reports = desired::stored_reports(&store)?;
             let facts = crate::liveness::facts_from_store(&store, &site.liveness)?;
             drop(store);

@@ -39,7 +39,7 @@ use crate::error::Error;
 use crate::kernel::Kernel;
 use crate::liveness::{self, Liveness};
 use crate::metrics::{ClusterLabel, Metrics, PoolLabels};
-use crate::netcheck::{self, Validation};
+use crate::netcheck::{self, Check, Validation};
 use crate::ownership::{Ownership, Verdict};
 use crate::report::{self, Checked};
 use crate::store::{SharedStore, Source, Store, StoredReport};
@@ -126,6 +126,8 @@ pub struct App {
     reconcile: Notify,
     clusters: Mutex<BTreeMap<String, ClusterState>>,
     last_apply: Mutex<Option<Result<(), String>>>,
+    /// Why the state database cannot record an apply, checked after every reconcile.
+    store_problem: Mutex<Option<String>>,
     /// The netlink side (None only when netlink cannot be opened; reported in status).
     kernel: Option<Kernel>,
     ecmp: Mutex<Option<Ecmp>>,
@@ -219,6 +221,7 @@ impl App {
             reconcile: Notify::new(),
             clusters: Mutex::new(BTreeMap::new()),
             last_apply: Mutex::new(None),
+            store_problem: Mutex::new(None),
             kernel,
             ecmp: Mutex::new(None),
             last_frr: Mutex::new(None),
@@ -652,6 +655,7 @@ impl App {
         AgentStatus {
             pinned,
             unsaved,
+            store_problem: lock(&self.store_problem).clone(),
             nodes,
             kernel_checks,
             gateway: self.site().gateway.name.clone(),
@@ -677,7 +681,8 @@ impl App {
 
     /// A fresh read of FRR (several vtysh runs); also refreshes the cache scrapes use.
     async fn collect_status(&self) -> Result<status::Status, Error> {
-        let generations = self.store.blocking(|s| status::Generations::read(s))?;
+        let mut generations = self.store.blocking(|s| status::Generations::read(s))?;
+        generations.store_problem = lock(&self.store_problem).clone();
         let site = self.site();
         let s = status::collect(
             generations,
@@ -818,6 +823,16 @@ impl App {
             let ownership = lock(&self.ownership).check(Instant::now());
             v.ok &= ownership.ok;
             v.checks.push(ownership);
+            let store = match lock(&self.store_problem).clone() {
+                Some(why) => Check::new("state-store", false, vec![why]),
+                None => Check::new(
+                    "state-store",
+                    true,
+                    vec!["the state database can record applies".into()],
+                ),
+            };
+            v.ok &= store.ok;
+            v.checks.push(store);
         }
         if let Ok(v) = &result {
             self.metrics.set_validation(v);
@@ -931,8 +946,23 @@ async fn reconciler(
             *lock(&app.applied_base) = base;
             result
         };
+        // Whether an apply could be recorded now (status, metrics, the `state-store` check).
+        let store_problem = match &result {
+            Err(e @ Error::StoreUnwritable { .. }) => Some(e.to_string()),
+            _ => app
+                .store
+                .blocking(|s| s.writable(crate::apply::RECORD_RESERVE))
+                .err()
+                .map(|e| e.to_string()),
+        };
+        app.metrics
+            .store_writable
+            .set(i64::from(store_problem.is_none()));
+        *lock(&app.store_problem) = store_problem;
         backoff = match (&result, backoff.take()) {
             (Ok(_), _) => None,
+            // Nothing was recorded or applied: retry on every tick until the space is back.
+            (Err(Error::StoreUnwritable { .. }), _) => None,
             (Err(_), Some(b)) if b.hash == hash => {
                 let delay = (b.delay * 2).min(BACKOFF_MAX);
                 Some(Backoff {

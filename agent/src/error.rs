@@ -68,6 +68,13 @@ pub enum Error {
     )]
     StoreDamaged { path: PathBuf, detail: String },
 
+    #[error(
+        "cannot record in the state database {path}: {detail}; nothing was applied (FRR keeps \
+         the last recorded generation). Free space on that file system or make it writable: the \
+         agent retries by itself"
+    )]
+    StoreUnwritable { path: PathBuf, detail: String },
+
     #[error("state database {path} has schema version {found}, newer than this agent's {supported}; upgrade the agent")]
     StoreVersion {
         path: PathBuf,
@@ -118,6 +125,7 @@ impl Error {
             Error::Store { .. }
             | Error::StoreVersion { .. }
             | Error::StoreDamaged { .. }
+            | Error::StoreUnwritable { .. }
             | Error::Io { .. } => 74,
             _ => 1,
         }

@@ -74,6 +74,7 @@ pub struct Metrics {
     pub report_warnings: Family<ClusterLabel, Gauge>,
     pub frr_changed: Family<CauseLabel, Counter>,
     pub frr_fight: Gauge,
+    pub store_writable: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -138,6 +139,7 @@ impl Metrics {
             report_warnings: Family::default(),
             frr_changed: Family::default(),
             frr_fight: Gauge::default(),
+            store_writable: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -271,6 +273,11 @@ impl Metrics {
             "frr_fight",
             "1 while the agent has stopped re-applying because something keeps undoing its FRR configuration",
             m.frr_fight.clone(),
+        );
+        registry.register(
+            "store_writable",
+            "1 while the state database can record an apply; 0 when its file system is full or read-only (nothing is applied then)",
+            m.store_writable.clone(),
         );
         Metrics { registry, ..m }
     }

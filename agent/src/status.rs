@@ -24,6 +24,8 @@ pub struct Status {
     pub frr_version: Option<String>,
     /// Why FRR's configuration file may lack what it runs (a failed `write memory`).
     pub unsaved: Option<String>,
+    /// Why the state database cannot record an apply (full or read-only file system).
+    pub store_problem: Option<String>,
     /// A rollback's pin, when set.
     pub pinned: Option<String>,
     pub peers: Vec<Peer>,
@@ -151,6 +153,7 @@ pub struct Generations {
     pub reports: Vec<StoredReport>,
     pub unsaved: Option<String>,
     pub pinned: Option<String>,
+    pub store_problem: Option<String>,
 }
 
 impl Generations {
@@ -161,6 +164,8 @@ impl Generations {
             reports: store.reports()?,
             unsaved: store.unsaved()?,
             pinned: store.pinned()?.map(|p| p.to_string()),
+            // Set by the caller: the daemon knows it from its last reconcile, the CLI checks.
+            store_problem: None,
         })
     }
 }
@@ -173,6 +178,7 @@ pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn
         reports,
         unsaved,
         pinned,
+        store_problem,
     } = generations;
     let last_failure = newest
         .filter(|g| {
@@ -187,6 +193,7 @@ pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn
         frr_error: None,
         frr_version: None,
         unsaved,
+        store_problem,
         pinned,
         peers: Vec::new(),
         clusters: Vec::new(),
@@ -404,6 +411,9 @@ pub fn render_table(s: &Status) -> String {
     }
     if let Some(u) = &s.unsaved {
         out.push_str(&format!("NOT SAVED: {u}\n"));
+    }
+    if let Some(p) = &s.store_problem {
+        out.push_str(&format!("STATE STORE: {p}\n"));
     }
     if let Some(p) = &s.pinned {
         out.push_str(&format!("PINNED: {p}\n"));

@@ -369,12 +369,67 @@ impl Store {
             p.push(suffix);
             crate::files::private_file(Path::new(&p))?;
         }
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(err)?;
+        // Written only when it changes: opening a sound database writes nothing, so `status`
+        // and `history` work on a full or read-only file system.
+        if version != SCHEMA_VERSION {
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(err)?;
+        }
         Ok(Store {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Whether an apply can be recorded: at least `need` bytes free for unprivileged use on the
+    /// database's file system, which is writable, and a write to the database that commits.
+    /// Checked before FRR is changed, so the agent never applies what it cannot record.
+    pub fn writable(&self, need: u64) -> Result<(), Error> {
+        let problem = |detail: String| Error::StoreUnwritable {
+            path: self.path.clone(),
+            detail,
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let fs = nix::sys::statvfs::statvfs(dir)
+            .map_err(|e| problem(format!("cannot read its file system's state: {e}")))?;
+        if fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+            return Err(problem(format!(
+                "{} is on a read-only file system",
+                dir.display()
+            )));
+        }
+        let free = fs.blocks_available() * fs.fragment_size();
+        if free < need {
+            return Err(problem(format!(
+                "{} KiB free on {}, an apply needs {} KiB",
+                free / 1024,
+                dir.display(),
+                need.div_ceil(1024)
+            )));
+        }
+        // A real write: SQLite's journal and the file must take it (a full quota, a file made
+        // read-only underneath the agent).
+        self.conn
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(|e| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                // ext4 turned read-only after an I/O error still shows `rw` in statvfs.
+                let read_only = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&self.path)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ReadOnlyFilesystem);
+                if read_only {
+                    problem(format!(
+                        "{} is on a read-only file system (the kernel turned it read-only: see \
+                         dmesg)",
+                        dir.display()
+                    ))
+                } else {
+                    problem(format!("a test write failed: {e}"))
+                }
+            })
     }
 
     /// Removes what `keep` does not keep: generations beyond the newest `keep.generations` or

@@ -250,6 +250,10 @@ pub struct AgentStatus {
     /// Set when a rollback pinned a generation: the agent keeps it until unpinned.
     #[serde(default)]
     pub pinned: Option<String>,
+    /// Why the state database cannot record an apply (a full or read-only file system), if it
+    /// cannot: the agent then changes nothing in FRR until it can.
+    #[serde(default)]
+    pub store_problem: Option<String>,
     #[serde(default)]
     pub frr_error: Option<String>,
     /// The FRR release the gateway runs (`major.minor`), when FRR answered.
