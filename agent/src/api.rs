@@ -46,6 +46,11 @@ pub enum ApiError {
         cluster: String,
         problems: Vec<Problem>,
     },
+    /// The cluster sent more reports than `agent.reports_per_minute` allows.
+    Throttled {
+        cluster: String,
+        retry_after: Duration,
+    },
     Internal(String),
 }
 
@@ -102,6 +107,18 @@ impl ApiError {
                     problems.len()
                 ),
             ),
+            ApiError::Throttled {
+                cluster,
+                retry_after,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                format!(
+                    "cluster `{cluster}` sends reports faster than agent.reports_per_minute allows; \
+                     retry in {} s",
+                    retry_after.as_secs().max(1)
+                ),
+            ),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m.clone()),
         }
     }
@@ -114,11 +131,15 @@ impl IntoResponse for ApiError {
             ApiError::Stale { have, .. } => Some(*have),
             _ => None,
         };
+        let retry_after = match &self {
+            ApiError::Throttled { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
         let problems = match self {
             ApiError::Invalid { problems, .. } => problems,
             _ => Vec::new(),
         };
-        (
+        let mut response = (
             status,
             Json(ErrorBody {
                 error: kind.into(),
@@ -127,7 +148,14 @@ impl IntoResponse for ApiError {
                 accepted_generation,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
 
@@ -190,6 +218,8 @@ async fn receive(
             identities: crate::tls::identities(&der),
         });
     }
+    // Before any work on the body: a flooding companion costs the others nothing but this.
+    app.admit_report(cluster)?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge

@@ -128,6 +128,8 @@ pub struct App {
     last_apply: Mutex<Option<Result<(), String>>>,
     /// Why the state database cannot record an apply, checked after every reconcile.
     store_problem: Mutex<Option<String>>,
+    /// Per cluster: the report token bucket (tokens, last refill).
+    report_buckets: Mutex<BTreeMap<String, (f64, Instant)>>,
     /// The netlink side (None only when netlink cannot be opened; reported in status).
     kernel: Option<Kernel>,
     ecmp: Mutex<Option<Ecmp>>,
@@ -222,6 +224,7 @@ impl App {
             clusters: Mutex::new(BTreeMap::new()),
             last_apply: Mutex::new(None),
             store_problem: Mutex::new(None),
+            report_buckets: Mutex::new(BTreeMap::new()),
             kernel,
             ecmp: Mutex::new(None),
             last_frr: Mutex::new(None),
@@ -484,6 +487,28 @@ impl App {
         })
     }
 
+    /// Takes one report from `cluster`'s token bucket (`agent.report_burst` deep, refilled at
+    /// `agent.reports_per_minute`), or says when the next one would be admitted.
+    pub fn admit_report(&self, cluster: &str) -> Result<(), ApiError> {
+        let site = self.site();
+        let rate = f64::from(site.agent.reports_per_minute.max(1)) / 60.0;
+        let burst = f64::from(site.agent.report_burst.max(1));
+        let now = Instant::now();
+        let mut buckets = lock(&self.report_buckets);
+        let (tokens, at) = buckets.entry(cluster.to_string()).or_insert((burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(ApiError::Throttled {
+                cluster: cluster.to_string(),
+                retry_after: Duration::from_secs_f64((1.0 - *tokens) / rate),
+            })
+        }
+    }
+
     /// Records a refused request (nothing else changes).
     pub fn refused(&self, cluster: &str, error: &ApiError) {
         let message = match error {
@@ -497,10 +522,30 @@ impl App {
             ),
             _ => error.to_string(),
         };
-        tracing::warn!(%cluster, %message, "report refused");
         let known = self.site().cluster(cluster).is_some();
         let label = if known { cluster } else { "unknown" };
-        self.metrics.count_report(label, "refused");
+        let throttled = matches!(error, ApiError::Throttled { .. });
+        self.metrics
+            .count_report(label, if throttled { "throttled" } else { "refused" });
+        if throttled {
+            // Its last refusal stays what it was; one event a minute at most says it.
+            tracing::debug!(%cluster, "report throttled");
+            if lock(&self.refusals)
+                .get(&format!("{label}/throttled"))
+                .is_some_and(|(start, _)| start.elapsed() < Duration::from_secs(60))
+            {
+                self.metrics.events_suppressed.inc();
+                return;
+            }
+            lock(&self.refusals).insert(format!("{label}/throttled"), (Instant::now(), 1));
+            tracing::warn!(%cluster, %message, "reports throttled (logged once a minute)");
+            let _ = self
+                .store
+                .get()
+                .event("report-throttled", &format!("cluster {cluster}: {message}"));
+            return;
+        }
+        tracing::warn!(%cluster, %message, "report refused");
         if known {
             self.clusters()
                 .entry(cluster.to_string())

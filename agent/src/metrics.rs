@@ -155,7 +155,7 @@ impl Metrics {
         );
         registry.register(
             "reports",
-            "Reports received by cluster and result (accepted, duplicate, refused)",
+            "Reports received by cluster and result (accepted, duplicate, refused, throttled)",
             m.reports.clone(),
         );
         registry.register(

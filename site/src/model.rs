@@ -243,6 +243,11 @@ pub struct AgentSettings {
     pub report_stale_after: u64,
     /// Seconds between checks that FRR still runs the current generation (drift is re-applied).
     pub drift_check_interval: u64,
+    /// Reports one cluster may send per minute on average; beyond that (and the burst) the API
+    /// answers 429 with Retry-After, so a companion gone wild cannot starve the other clusters.
+    pub reports_per_minute: u32,
+    /// Reports one cluster may send at once before `reports_per_minute` applies.
+    pub report_burst: u32,
     pub tls: TlsSettings,
     pub frr: FrrSettings,
     pub retention: Retention,
@@ -277,6 +282,8 @@ impl Default for AgentSettings {
             metrics_listen: Some("127.0.0.1:9478".parse().expect("valid literal")),
             report_stale_after: 300,
             drift_check_interval: 60,
+            reports_per_minute: 120,
+            report_burst: 20,
             tls: TlsSettings::default(),
             frr: FrrSettings::default(),
             retention: Retention::default(),

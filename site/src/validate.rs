@@ -538,6 +538,15 @@ impl Site {
                 "must be at least 1 second",
             ));
         }
+        if self.agent.reports_per_minute == 0 {
+            p.push(Problem::new(
+                "agent.reports_per_minute",
+                "must be at least 1: a companion heartbeats every minute",
+            ));
+        }
+        if self.agent.report_burst == 0 {
+            p.push(Problem::new("agent.report_burst", "must be at least 1"));
+        }
         let keep = &self.agent.retention;
         if keep.generations < 10 {
             p.push(Problem::new(

@@ -502,6 +502,9 @@ impl Lab {
         site.agent.listen = "172.29.51.1:7443".parse().expect("addr");
         site.agent.metrics_listen = Some("127.0.0.1:9478".parse().expect("addr"));
         site.agent.drift_check_interval = 5;
+        // Tests send reports in quick bursts; tests/tests/clusters.rs checks the real limits.
+        site.agent.reports_per_minute = 60_000;
+        site.agent.report_burst = 1000;
         let tls = self.dir.path().join("tls");
         fs::create_dir_all(&tls).expect("tls dir");
         for f in ["agent.crt", "agent.key", "ca.crt"] {
