@@ -108,14 +108,12 @@ fn ten_clusters_converge_and_a_flooding_one_cannot_starve_the_rest() {
                     ..template.clone()
                 })
                 .collect();
-            let template = site.pools[0].clone();
             site.pools = (0..CLUSTERS)
                 .map(|i| bgplb_site::Pool {
                     name: pool(i).0,
                     blocks: vec![pool(i).1],
                     disabled: false,
                     cluster: Some(name(i)),
-                    ..template.clone()
                 })
                 .collect();
         },
@@ -197,11 +195,11 @@ fn ten_clusters_converge_and_a_flooding_one_cannot_starve_the_rest() {
         }
         // Let the flood use up its burst first.
         std::thread::sleep(Duration::from_secs(2));
-        for i in 1..CLUSTERS {
+        for (i, id) in ids.iter().enumerate().skip(1) {
             let started = Instant::now();
             let a = send(
                 &ns,
-                client_with(&ca, Some(&ids[i])),
+                client_with(&ca, Some(id)),
                 "PUT",
                 &url(i),
                 Some(report(i, 100, 50)),
