@@ -128,6 +128,10 @@ pub struct App {
     last_apply: Mutex<Option<Result<(), String>>>,
     /// Why the state database cannot record an apply, checked after every reconcile.
     store_problem: Mutex<Option<String>>,
+    /// The controller's copy (`[agent.unifi]`): what it took last, and the last failure.
+    unifi: Mutex<crate::unifi::SyncState>,
+    /// Woken after every apply, so the controller's copy follows without waiting.
+    unifi_wake: Notify,
     /// Per cluster: the report token bucket (tokens, last refill).
     report_buckets: Mutex<BTreeMap<String, (f64, Instant)>>,
     /// The netlink side (None only when netlink cannot be opened; reported in status).
@@ -225,6 +229,8 @@ impl App {
             last_apply: Mutex::new(None),
             store_problem: Mutex::new(None),
             report_buckets: Mutex::new(BTreeMap::new()),
+            unifi: Mutex::new(crate::unifi::SyncState::default()),
+            unifi_wake: Notify::new(),
             kernel,
             ecmp: Mutex::new(None),
             last_frr: Mutex::new(None),
@@ -878,6 +884,36 @@ impl App {
             };
             v.ok &= store.ok;
             v.checks.push(store);
+            if self.site().agent.unifi.is_some() {
+                let current = self
+                    .store
+                    .blocking(|s| s.current())
+                    .ok()
+                    .flatten()
+                    .map(|g| g.hash);
+                let sync = lock(&self.unifi);
+                let check = match (&sync.last_error, sync.in_sync(current.as_deref())) {
+                    (_, true) => Check::new(
+                        "unifi-copy",
+                        true,
+                        vec!["the controller's BGP configuration is the current generation's".into()],
+                    ),
+                    (Some(e), false) => Check::new(
+                        "unifi-copy",
+                        false,
+                        vec![format!(
+                            "the controller's BGP configuration is behind: the last upload failed: {e}; \
+                             a re-provision would drop bgplb's part until the agent re-applies it"
+                        )],
+                    ),
+                    (None, false) => Check::warn(
+                        "unifi-copy",
+                        vec!["the current generation is waiting for its upload (agent.unifi.min_interval)".into()],
+                    ),
+                };
+                v.ok &= check.ok;
+                v.checks.push(check);
+            }
         }
         if let Ok(v) = &result {
             self.metrics.set_validation(v);
@@ -1032,6 +1068,7 @@ async fn reconciler(
                 changes,
                 ..
             }) => {
+                app.unifi_wake.notify_one();
                 app.metrics.count_apply("applied");
                 app.metrics.generation.set(*generation);
                 tracing::info!(generation, changes, source = source.as_str(), "reconciled");
@@ -1050,6 +1087,106 @@ async fn reconciler(
             app.flood_guard(s);
         }
         app.kernel_pass(frr).await;
+    }
+}
+
+/// The controller's copy (`[agent.unifi]`): uploads the current generation's configuration when
+/// it differs from what the controller took last, at most once per `min_interval`. Never the
+/// overlay: a node failing over changes no generation and uploads nothing.
+async fn unifi_sync(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut uploader: Option<(bgplb_site::UnifiSettings, crate::unifi::Uploader)> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = app.unifi_wake.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(settings) = app.site().agent.unifi.clone() else {
+            uploader = None;
+            app.metrics.unifi_in_sync.set(0);
+            continue;
+        };
+        if uploader.as_ref().is_none_or(|(s, _)| *s != settings) {
+            match crate::unifi::Uploader::new(&settings) {
+                Ok(u) => uploader = Some((settings.clone(), u)),
+                Err(e) => {
+                    let mut sync = lock(&app.unifi);
+                    if sync.last_error.as_deref() != Some(e.as_str()) {
+                        tracing::error!(error = %e, "cannot upload to the UniFi controller");
+                    }
+                    sync.last_error = Some(e);
+                    continue;
+                }
+            }
+        }
+        let Some((_, up)) = uploader.as_ref() else {
+            continue;
+        };
+        let Some(current) = app.store.blocking(|s| s.current()).ok().flatten() else {
+            continue;
+        };
+        let due = lock(&app.unifi).due(
+            &current.hash,
+            Duration::from_secs(settings.min_interval),
+            Instant::now(),
+        );
+        if !due {
+            let in_sync = lock(&app.unifi).in_sync(Some(&current.hash));
+            app.metrics.unifi_in_sync.set(i64::from(in_sync));
+            continue;
+        }
+        lock(&app.unifi).last_attempt = Some(Instant::now());
+        let result = up.upload(&current.config).await;
+        let mut sync = lock(&app.unifi);
+        match result {
+            Ok(()) => {
+                sync.uploaded = Some(current.hash.clone());
+                sync.last_error = None;
+                drop(sync);
+                app.metrics
+                    .unifi_uploads
+                    .get_or_create(&crate::metrics::ResultLabel {
+                        result: "ok".into(),
+                    })
+                    .inc();
+                app.metrics.unifi_in_sync.set(1);
+                tracing::info!(
+                    generation = current.number,
+                    "uploaded to the UniFi controller's BGP configuration"
+                );
+                let _ = app.store.blocking(|s| {
+                    s.event(
+                        "unifi-uploaded",
+                        &format!(
+                            "generation {} uploaded as the UniFi controller's BGP configuration",
+                            current.number
+                        ),
+                    )
+                });
+            }
+            Err(e) => {
+                let e = crate::redact::redact(&e);
+                let repeated = sync.last_error.as_deref() == Some(e.as_str());
+                sync.last_error = Some(e.clone());
+                drop(sync);
+                app.metrics
+                    .unifi_uploads
+                    .get_or_create(&crate::metrics::ResultLabel {
+                        result: "failed".into(),
+                    })
+                    .inc();
+                app.metrics.unifi_in_sync.set(0);
+                tracing::warn!(error = %e, "upload to the UniFi controller failed; retrying after agent.unifi.min_interval");
+                if !repeated {
+                    let _ = app.store.blocking(|s| {
+                        s.event(
+                            "unifi-upload-failed",
+                            &format!("generation {}: {e}", current.number),
+                        )
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -1451,6 +1588,7 @@ pub async fn run(site: Site, site_path: PathBuf) -> Result<(), Error> {
     }
     let reconcile = tokio::spawn(reconciler(app.clone(), applier, stop_rx.clone()));
     tokio::spawn(frr_watch(app.clone(), stop_rx.clone()));
+    tokio::spawn(unifi_sync(app.clone(), stop_rx.clone()));
     tokio::spawn(site_watch(app.clone(), stop_rx.clone()));
     tokio::spawn(liveness_task(app.clone(), stop_rx.clone()));
 

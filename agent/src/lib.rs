@@ -32,6 +32,7 @@ pub mod segment;
 pub mod status;
 pub mod store;
 pub mod tls;
+pub mod unifi;
 pub mod vtysh;
 
 pub use error::Error;

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub frr_changed: Family<CauseLabel, Counter>,
     pub frr_fight: Gauge,
     pub store_writable: Gauge,
+    pub unifi_uploads: Family<ResultLabel, Counter>,
+    pub unifi_in_sync: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -140,6 +142,8 @@ impl Metrics {
             frr_changed: Family::default(),
             frr_fight: Gauge::default(),
             store_writable: Gauge::default(),
+            unifi_uploads: Family::default(),
+            unifi_in_sync: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -278,6 +282,16 @@ impl Metrics {
             "store_writable",
             "1 while the state database can record an apply; 0 when its file system is full or read-only (nothing is applied then)",
             m.store_writable.clone(),
+        );
+        registry.register(
+            "unifi_uploads",
+            "Uploads of the rendered configuration to the UniFi controller's BGP configuration by result (ok, failed)",
+            m.unifi_uploads.clone(),
+        );
+        registry.register(
+            "unifi_in_sync",
+            "1 while the UniFi controller's BGP configuration is the current generation's ([agent.unifi] only)",
+            m.unifi_in_sync.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -251,6 +251,10 @@ pub struct AgentSettings {
     pub tls: TlsSettings,
     pub frr: FrrSettings,
     pub retention: Retention,
+    /// Keep the UniFi Network application's uploaded BGP configuration equal to bgplb's
+    /// (`[agent.unifi]`; off without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unifi: Option<UnifiSettings>,
 }
 
 /// How much history the state database keeps: the newest `generations` generations and
@@ -287,6 +291,49 @@ impl Default for AgentSettings {
             tls: TlsSettings::default(),
             frr: FrrSettings::default(),
             retention: Retention::default(),
+            unifi: None,
+        }
+    }
+}
+
+/// `[agent.unifi]`: on UniFi OS versions whose Network application manages FRR from an uploaded
+/// BGP configuration, a re-provision rewrites FRR from the controller's copy. The agent keeps that
+/// copy equal to its rendered configuration through the controller's API: the whole document
+/// each time, only when the rendered configuration changed, never more often than
+/// `min_interval`, never in the failover fast path (liveness changes are not generations).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UnifiSettings {
+    /// The controller's base URL: on the gateway itself `https://127.0.0.1`.
+    pub controller: String,
+    /// The UniFi site (`default` on a single-site console).
+    pub site: String,
+    /// File holding an API key (UniFi Network → Control Plane → Integrations), sent as
+    /// `X-API-KEY`.
+    pub api_key_file: PathBuf,
+    /// PEM certificate(s) to trust for the controller (its self-signed certificate will do).
+    pub ca: Option<PathBuf>,
+    /// Trust the controller's certificate without checking it: only for `https://127.0.0.1`
+    /// on the gateway itself, where no one else is on the path.
+    pub insecure_loopback: bool,
+    /// Seconds between two uploads at least.
+    pub min_interval: u64,
+    /// The upload's description and file name in the Network application.
+    pub description: String,
+    pub uploaded_file_name: String,
+}
+
+impl Default for UnifiSettings {
+    fn default() -> Self {
+        UnifiSettings {
+            controller: "https://127.0.0.1".into(),
+            site: "default".into(),
+            api_key_file: PathBuf::from("/data/bgplb/unifi-api-key"),
+            ca: None,
+            insecure_loopback: false,
+            min_interval: 60,
+            description: "bgplb: Kubernetes LoadBalancer routes (managed by bgplb-agent)".into(),
+            uploaded_file_name: "bgplb-frr.conf".into(),
         }
     }
 }

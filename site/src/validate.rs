@@ -544,6 +544,43 @@ impl Site {
                 "must be at least 1: a companion heartbeats every minute",
             ));
         }
+        if let Some(u) = &self.agent.unifi {
+            if !u.controller.starts_with("https://") {
+                p.push(Problem::new(
+                    "agent.unifi.controller",
+                    format!(
+                        "{} must be an https:// URL: the API key goes with every upload",
+                        u.controller
+                    ),
+                ));
+            }
+            let loopback = u.controller.starts_with("https://127.0.0.1")
+                || u.controller.starts_with("https://[::1]")
+                || u.controller.starts_with("https://localhost");
+            if u.insecure_loopback && !loopback {
+                p.push(Problem::new(
+                    "agent.unifi.insecure_loopback",
+                    format!("only for a controller on the gateway itself (https://127.0.0.1), not {}; give its certificate as agent.unifi.ca", u.controller),
+                ));
+            }
+            if u.min_interval == 0 {
+                p.push(Problem::new(
+                    "agent.unifi.min_interval",
+                    "must be at least 1 second",
+                ));
+            }
+            if u.site.is_empty()
+                || !u
+                    .site
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                p.push(Problem::new(
+                    "agent.unifi.site",
+                    format!("`{}` is not a UniFi site name", u.site),
+                ));
+            }
+        }
         if self.agent.report_burst == 0 {
             p.push(Problem::new("agent.report_burst", "must be at least 1"));
         }

@@ -63,6 +63,21 @@ fn each_bad_site_names_its_problem() {
             "gateway.router_id: fd47:25e1:2f96:51::1 is not an IPv4 address",
         ),
         (
+            "UniFi upload over plain HTTP",
+            edit("report_burst = 20", "report_burst = 20\n\n[agent.unifi]\ncontroller = \"http://192.168.1.1\""),
+            "agent.unifi.controller: http://192.168.1.1 must be an https:// URL",
+        ),
+        (
+            "unchecked certificate of a remote controller",
+            edit("report_burst = 20", "report_burst = 20\n\n[agent.unifi]\ncontroller = \"https://192.168.1.1\"\ninsecure_loopback = true"),
+            "agent.unifi.insecure_loopback: only for a controller on the gateway itself",
+        ),
+        (
+            "no report budget",
+            edit("reports_per_minute = 120", "reports_per_minute = 0"),
+            "agent.reports_per_minute: must be at least 1",
+        ),
+        (
             "VLAN id out of range",
             edit("vlan = 52", "vlan = 4095"),
             "segment.vlan: VLAN id 4095 is outside 1-4094",

@@ -19,6 +19,7 @@ pub mod netns;
 pub mod pki;
 pub mod rbac;
 pub mod traffic;
+pub mod unifi;
 pub mod vm;
 
 pub use lab::{Lab, LabSpec, Node};
