@@ -571,6 +571,11 @@ impl Lab {
         );
     }
 
+    /// The daemon's pid (`ip netns exec` execs the agent in place).
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(Child::id)
+    }
+
     /// Stops the daemon with SIGTERM (as systemd would) and waits for it.
     pub fn stop_daemon(&mut self) {
         if let Some(mut child) = self.daemon.take() {

@@ -18,6 +18,7 @@ pub mod lbipam;
 pub mod netns;
 pub mod pki;
 pub mod rbac;
+pub mod soak;
 pub mod traffic;
 pub mod unifi;
 pub mod vm;
