@@ -218,7 +218,8 @@ async fn receive(
             identities: crate::tls::identities(&der),
         });
     }
-    // Before any work on the body: a flooding companion costs the others nothing but this.
+    // Before the report is parsed, checked or stored: a flooding companion costs the others
+    // little more than its TLS and the body axum already buffered (at most MAX_BODY).
     app.admit_report(cluster)?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

@@ -29,8 +29,8 @@ pub enum Change {
     AddBlock { path: Path },
     /// Delete the top-level context opened by `head` (`no route-map NAME ACTION SEQ`).
     RemoveBlock { head: String },
-    /// Inside `router_bgp`, delete a neighbour (`no neighbor X`) or one of our peer-groups
-    /// (`no neighbor NAME peer-group`) with everything configured on it.
+    /// Inside `router_bgp`, delete a neighbour or one of our peer-groups (`no neighbor NAME`
+    /// either way) with everything configured on it.
     RemoveNeighbor {
         router_bgp: String,
         name: String,
@@ -380,31 +380,46 @@ pub fn plan(desired: &Owned, running: &Owned) -> Result<Plan, PlanError> {
         .filter(|l| !moved.contains(l))
         .cloned()
         .collect();
-    // A route-map that goes away takes its options with it; negating `no route-map X
-    // optimization` afterwards would create an empty route-map X again.
-    let gone_maps: BTreeSet<&str> = running
+    // A route-map that goes away entirely is deleted by name (`no route-map X`): deleting its
+    // entries one by one leaves FRR 8 and 10 holding an empty map for `no route-map X
+    // optimization`, and negating that line would create an empty route-map X again.
+    let map_name = |line: &str| -> Option<String> {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["route-map", name, ..] | ["no", "route-map", name, "optimization"] => {
+                Some(name.to_string())
+            }
+            _ => None,
+        }
+    };
+    let desired_maps: BTreeSet<String> = desired
         .route_maps
         .iter()
-        .filter_map(|(h, _)| h.split_whitespace().nth(1))
-        .filter(|name| {
-            !desired
-                .route_maps
-                .iter()
-                .any(|(h, _)| h.split_whitespace().nth(1) == Some(*name))
-        })
+        .filter_map(|(h, _)| map_name(h))
+        .chain(desired.top.iter().filter_map(|l| map_name(l)))
+        .collect();
+    let gone_maps: BTreeSet<String> = running
+        .route_maps
+        .iter()
+        .filter_map(|(h, _)| map_name(h))
+        .chain(running.top.iter().filter_map(|l| map_name(l)))
+        .filter(|name| !desired_maps.contains(name))
         .collect();
     let remaining: Vec<String> = remaining
         .into_iter()
-        .filter(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            !matches!(w.as_slice(), ["no", "route-map", name, "optimization"] if gone_maps.contains(name))
-        })
+        .filter(|l| map_name(l).is_none_or(|name| !gone_maps.contains(&name)))
         .collect();
     for (head, _) in &running.route_maps {
-        if !desired.route_maps.iter().any(|(h, _)| h == head) {
+        let gone = map_name(head).is_some_and(|name| gone_maps.contains(&name));
+        if !gone && !desired.route_maps.iter().any(|(h, _)| h == head) {
             plan.changes
                 .push(Change::RemoveBlock { head: head.clone() });
         }
+    }
+    for name in &gone_maps {
+        plan.changes.push(Change::RemoveBlock {
+            head: format!("route-map {name}"),
+        });
     }
     diff_lines(
         &mut plan,
@@ -587,14 +602,15 @@ impl Plan {
                 Change::RemoveNeighbor {
                     router_bgp,
                     name,
-                    peer_group,
+                    peer_group: _,
                 } => {
-                    let line = if *peer_group {
-                        format!("no neighbor {name} peer-group")
-                    } else {
-                        format!("no neighbor {name}")
-                    };
-                    (vec![router_bgp.clone()], Some(line))
+                    // A peer-group is deleted by its name alone: FRR 7.5 (UniFi OS 4) finds
+                    // `no neighbor NAME peer-group` ambiguous; 7.5, 8.4 and 10.3 all delete the
+                    // group, with its address-family lines, on `no neighbor NAME`.
+                    (
+                        vec![router_bgp.clone()],
+                        Some(format!("no neighbor {name}")),
+                    )
                 }
             };
             let common = current
@@ -958,6 +974,35 @@ exit
     }
 
     #[test]
+    fn a_route_map_that_goes_is_deleted_by_name_with_its_optimization_setting() {
+        let running = "\
+route-map BGPLB-c-IN-V4 permit 10
+exit
+route-map BGPLB-c-IN-V4 deny 100
+exit
+no route-map BGPLB-c-IN-V4 optimization
+no route-map BGPLB-old-IN-V4 optimization
+route-map BGPLB-c-DRAIN-V4 permit 10
+exit
+route-map BGPLB-c-DRAIN-V4 permit 20
+exit
+router bgp 64512
+exit
+";
+        let desired = "\
+route-map BGPLB-c-DRAIN-V4 permit 10
+exit
+router bgp 64512
+exit
+";
+        let script = plan_text(desired, running).script();
+        assert_eq!(
+            script,
+            "no route-map BGPLB-c-DRAIN-V4 permit 20\nno route-map BGPLB-c-IN-V4\nno route-map BGPLB-old-IN-V4\n",
+        );
+    }
+
+    #[test]
     fn teardown_removes_everything_owned_in_safe_order() {
         let mut empty = Owned::from_text("router bgp 64512\nexit\n");
         empty.asn = Some(64512);
@@ -965,8 +1010,9 @@ exit
         let script = p.script();
         // Sessions go before the filters they use.
         let neighbor = script.find("no neighbor 172.29.51.11").unwrap();
-        let group = script.find("no neighbor BGPLB-c-V4 peer-group").unwrap();
-        let route_map = script.find("no route-map BGPLB-c-IN-V4 permit 10").unwrap();
+        let group = script.find("no neighbor BGPLB-c-V4\n").unwrap();
+        // A route-map that goes entirely is deleted by name (its optimization setting too).
+        let route_map = script.find("no route-map BGPLB-c-IN-V4\n").unwrap();
         let list = script
             .find("no ip prefix-list BGPLB-c-POOLS-V4 seq 10")
             .unwrap();
