@@ -5,7 +5,7 @@
 //! Points, in the order an apply passes them: `after-plan` (nothing written yet), `after-vtysh`
 //! (FRR changed, not read back), `after-verify` (read back, not recorded), `during-record` (the
 //! generation inserted, its SQLite transaction not committed), `before-save` (recorded, `write
-//! memory` not run).
+//! memory` not run), `during-save` (`write memory` started: vtysh loses the agent mid-way).
 
 /// Aborts the process when `BGPLB_FAULT` names `point`.
 pub fn point(point: &str) {

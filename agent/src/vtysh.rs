@@ -111,6 +111,11 @@ impl Vtysh {
             program: self.program.clone(),
             source,
         })?;
+        if what == "write memory" {
+            // The agent dies while vtysh writes FRR's file (vtysh then dies of SIGPIPE on its
+            // next line of output, before, while or after writing).
+            crate::fault::point("during-save");
+        }
         let out = tokio::time::timeout(self.timeout, child.wait_with_output())
             .await
             .map_err(|_| Error::VtyshTimeout {

@@ -8,12 +8,13 @@ use std::process::Command;
 
 use bgplb_tests::{Lab, LabSpec};
 
-const POINTS: [&str; 5] = [
+const POINTS: [&str; 6] = [
     "after-plan",
     "after-vtysh",
     "after-verify",
     "during-record",
     "before-save",
+    "during-save",
 ];
 
 fn history(lab: &Lab) -> Vec<serde_json::Value> {
@@ -68,7 +69,7 @@ fn an_agent_killed_at_any_step_of_an_apply_leaves_frr_and_the_store_agreeing() {
         );
         assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("BGPLB_FAULT={point}")));
         let after_crash = numbers(&lab);
-        let recorded = usize::from(point == "before-save");
+        let recorded = usize::from(point == "before-save" || point == "during-save");
         assert_eq!(
             after_crash.len(),
             before.len() + recorded,
