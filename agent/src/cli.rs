@@ -110,11 +110,13 @@ pub enum Command {
     Plan,
     /// Apply the desired configuration to FRR, verify it, record a generation.
     Apply {
+        /// Machine-readable output (JSON on standard output).
         #[arg(long)]
         json: bool,
     },
     /// Sessions per node and family, prefixes received and accepted, the current generation.
     Status {
+        /// Machine-readable output (JSON on standard output).
         #[arg(long)]
         json: bool,
     },
@@ -137,12 +139,14 @@ pub enum Command {
     Segment {
         #[command(subcommand)]
         action: SegmentCommand,
+        /// Machine-readable output (JSON on standard output).
         #[arg(long, global = true)]
         json: bool,
     },
     /// Check the whole path: segment, ECMP, sessions, FIB, L2 conflicts. Exit code 1 when
     /// anything fails.
     Validate {
+        /// Machine-readable output (JSON on standard output).
         #[arg(long)]
         json: bool,
     },

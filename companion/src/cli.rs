@@ -133,6 +133,7 @@ pub enum Command {
         site: SiteArgs,
         #[command(flatten)]
         cluster: ClusterArgs,
+        /// Machine-readable output (JSON on standard output).
         #[arg(long)]
         json: bool,
         /// Also write a Markdown report to FILE.
