@@ -571,6 +571,11 @@ impl Lab {
         );
     }
 
+    /// Whether FRR runs `address` as a neighbour in one of bgplb's peer-groups (or any).
+    pub fn has_neighbor(&self, address: &str) -> bool {
+        runs_neighbor(&self.running_config(), address)
+    }
+
     /// The daemon's pid (`ip netns exec` execs the agent in place).
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(Child::id)
@@ -1070,6 +1075,11 @@ pub fn serve_vip_in(ns: &str, name: &str, vip: &str, port: u16, stop: Arc<Atomic
 }
 
 /// `gobgp ARGS` against the GoBGP of the node in namespace `ns`, whatever its exit status.
+/// Whether the running configuration `running` has `address` as a member of a peer-group.
+pub fn runs_neighbor(running: &str, address: &str) -> bool {
+    running.contains(&format!("neighbor {address} peer-group"))
+}
+
 pub fn gobgp_in(ns: &str, args: &[&str]) -> Output {
     let mut argv = vec![
         "ip",

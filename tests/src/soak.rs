@@ -72,21 +72,6 @@ impl Figures {
     }
 }
 
-/// A small xorshift: the same seed makes the same changes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// The cluster as the soak made it, and what FRR must show for it.
 struct Model {
     /// Nodes 2..=4 present (k8s-1 always is: the companion runs there).
@@ -136,11 +121,11 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Makes one random change in the stand-in; returns whether FRR must show it.
-fn change(sim: &KubeSim, lab: &Lab, model: &mut Model, rng: &mut Rng) -> bool {
-    match rng.below(10) {
+fn change(sim: &KubeSim, lab: &Lab, model: &mut Model, rng: &mut fastrand::Rng) -> bool {
+    match rng.u64(..10) {
         // A node joins or leaves.
         0..=2 => {
-            let i = 2 + rng.below(3) as usize;
+            let i = 2 + rng.u64(..3) as usize;
             let n = &lab.nodes[i - 1];
             if model.nodes.remove(&i) {
                 sim.delete("v1", "Node", "", &n.name);
@@ -162,13 +147,13 @@ fn change(sim: &KubeSim, lab: &Lab, model: &mut Model, rng: &mut Rng) -> bool {
         }
         // A service appears, moves to another VIP, or goes.
         _ => {
-            let k = rng.below(20) as usize;
+            let k = rng.u64(..20) as usize;
             let name = format!("svc-{k}");
-            if model.services.contains_key(&k) && rng.below(3) == 0 {
+            if model.services.contains_key(&k) && rng.u64(..3) == 0 {
                 model.services.remove(&k);
                 sim.delete("v1", "Service", "soak", &name);
             } else {
-                let octet = 100 + rng.below(100) as u8;
+                let octet = 100 + rng.u64(..100) as u8;
                 model.services.insert(k, octet);
                 let ip = format!("172.29.52.{octet}");
                 sim.apply(objects::service("soak", &name, &[ip.as_str()], 80));
@@ -222,7 +207,8 @@ pub fn run(options: &Options) -> Figures {
         rss_kib_start: rss_kib(pid),
         ..Figures::default()
     };
-    let mut rng = Rng(options.seed.max(1));
+    // The same seed makes the same changes.
+    let mut rng = fastrand::Rng::with_seed(options.seed);
     let started = Instant::now();
     let mut made = 0;
     while made < options.changes {

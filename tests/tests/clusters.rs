@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bgplb_tests::client::{client_with, pki_dir, send};
 use bgplb_tests::cmd::wait_for;
+use bgplb_tests::lab::runs_neighbor;
 use bgplb_tests::{Lab, LabSpec};
 
 const CLUSTERS: usize = 10;
@@ -82,10 +83,6 @@ fn url(i: usize) -> String {
     format!("https://172.29.51.1:7443/v1/clusters/{}/report", name(i))
 }
 
-fn has_neighbor(running: &str, address: &str) -> bool {
-    running.contains(&format!("neighbor {address} peer-group"))
-}
-
 #[test]
 fn ten_clusters_converge_and_a_flooding_one_cannot_starve_the_rest() {
     let (lab, _site) = Lab::start_with_daemon(
@@ -148,7 +145,7 @@ fn ten_clusters_converge_and_a_flooding_one_cannot_starve_the_rest() {
             let running = lab.running_config();
             (0..CLUSTERS)
                 .all(|i| {
-                    has_neighbor(&running, &node(i, 30)) && !has_neighbor(&running, &node(i, 29))
+                    runs_neighbor(&running, &node(i, 30)) && !runs_neighbor(&running, &node(i, 29))
                 })
                 .then_some(())
         },
@@ -209,7 +206,7 @@ fn ten_clusters_converge_and_a_flooding_one_cannot_starve_the_rest() {
             wait_for(
                 &format!("cluster {i}'s change in FRR during the flood"),
                 Duration::from_secs(60),
-                || has_neighbor(&lab.running_config(), &node(i, 50)).then_some(()),
+                || runs_neighbor(&lab.running_config(), &node(i, 50)).then_some(()),
             );
             figures.push((i, answered, started.elapsed()));
         }

@@ -83,11 +83,6 @@ fn run_output(argv: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-fn has_neighbor(lab: &Lab, address: &str) -> bool {
-    lab.running_config()
-        .contains(&format!("neighbor {address} peer-group"))
-}
-
 fn generations(lab: &Lab) -> usize {
     let v: serde_json::Value =
         serde_json::from_str(&lab.agent_ok(&["history", "--json", "--limit", "1000"]))
@@ -164,7 +159,7 @@ fn a_full_or_read_only_data_directory_applies_nothing_says_why_and_recovers_by_i
         running,
         "FRR changed while the store was full"
     );
-    assert!(has_neighbor(&lab, "172.29.51.12"));
+    assert!(lab.has_neighbor("172.29.51.12"));
     let cli = lab.agent(&["status"]);
     assert!(
         String::from_utf8_lossy(&cli.stdout).contains("STATE STORE: "),
@@ -176,7 +171,7 @@ fn a_full_or_read_only_data_directory_applies_nothing_says_why_and_recovers_by_i
     wait_for(
         "the node's removal to be applied once space is back",
         Duration::from_secs(60),
-        || (!has_neighbor(&lab, "172.29.51.12")).then_some(()),
+        || (!lab.has_neighbor("172.29.51.12")).then_some(()),
     );
     wait_store_fine(&lab);
     assert_eq!(generations(&lab), before + 1, "exactly one new generation");

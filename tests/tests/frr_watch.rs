@@ -10,11 +10,6 @@ use bgplb_tests::{Lab, LabSpec};
 
 const NODES: [&str; 2] = ["172.29.51.11", "172.29.51.12"];
 
-fn has_neighbor(lab: &Lab, address: &str) -> bool {
-    lab.running_config()
-        .contains(&format!("neighbor {address} peer-group"))
-}
-
 fn events(lab: &Lab) -> String {
     lab.agent_ok(&["history", "--events"])
 }
@@ -59,7 +54,7 @@ fn frr_restarted_reloaded_or_edited_gets_bgplbs_configuration_back_until_it_is_a
     wait_for(
         "bgplb's configuration back after the restart",
         Duration::from_secs(60),
-        || NODES.iter().all(|n| has_neighbor(&lab, n)).then_some(()),
+        || NODES.iter().all(|n| lab.has_neighbor(n)).then_some(()),
     );
     let config_back = back.elapsed();
     lab.wait_established(&NODES);
@@ -80,7 +75,7 @@ fn frr_restarted_reloaded_or_edited_gets_bgplbs_configuration_back_until_it_is_a
     wait_for(
         "the removed neighbour back after the edit",
         Duration::from_secs(60),
-        || has_neighbor(&lab, NODES[1]).then_some(()),
+        || lab.has_neighbor(NODES[1]).then_some(()),
     );
     println!(
         "measured: neighbour removed through vtysh: back {:.2} s later",
@@ -108,7 +103,7 @@ fn frr_restarted_reloaded_or_edited_gets_bgplbs_configuration_back_until_it_is_a
     );
     // It leaves FRR alone (several watch rounds and reconciles), and says so in its checks.
     std::thread::sleep(Duration::from_secs(4));
-    assert!(!has_neighbor(&lab, NODES[1]), "the agent kept fighting");
+    assert!(!lab.has_neighbor(NODES[1]), "the agent kept fighting");
     wait_for(
         "the failing frr-ownership check",
         Duration::from_secs(30),
@@ -119,7 +114,7 @@ fn frr_restarted_reloaded_or_edited_gets_bgplbs_configuration_back_until_it_is_a
 
     // The operator dealt with the cause and applies: the agent resumes.
     lab.agent_ok(&["apply"]);
-    assert!(has_neighbor(&lab, NODES[1]));
+    assert!(lab.has_neighbor(NODES[1]));
     wait_for("the fight to end", Duration::from_secs(30), || {
         (lab.agent_metric("bgplb_frr_fight") == 0.0).then_some(())
     });

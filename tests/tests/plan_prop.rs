@@ -19,38 +19,23 @@ fn cases() -> usize {
         .unwrap_or(100)
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
+/// `percent` % of the time.
+fn chance(rng: &mut fastrand::Rng, percent: u64) -> bool {
+    rng.u64(..100) < percent
 }
 
 /// A random site the reference site's validation accepts, and the inputs to render it with.
-fn random_model(rng: &mut Rng) -> (Site, GatewayInputs) {
+fn random_model(rng: &mut fastrand::Rng) -> (Site, GatewayInputs) {
     loop {
         let mut site = bgplb_site::parse(REFERENCE_SITE).expect("reference site");
         let mut nodes = Vec::new();
         for i in 1..=6 {
-            if !rng.chance(60) {
+            if !chance(rng, 60) {
                 continue;
             }
-            let ipv4 = rng
-                .chance(80)
-                .then(|| format!("172.29.51.{}", 10 + i).parse().unwrap());
-            let ipv6 = rng
-                .chance(60)
-                .then(|| format!("fd47:25e1:2f96:51::{}", 10 + i).parse().unwrap());
+            let ipv4 = chance(rng, 80).then(|| format!("172.29.51.{}", 10 + i).parse().unwrap());
+            let ipv6 =
+                chance(rng, 60).then(|| format!("fd47:25e1:2f96:51::{}", 10 + i).parse().unwrap());
             if ipv4.is_some() || ipv6.is_some() {
                 nodes.push(StaticNode {
                     name: format!("k8s-{i}"),
@@ -60,7 +45,7 @@ fn random_model(rng: &mut Rng) -> (Site, GatewayInputs) {
             }
         }
         site.clusters[0].nodes = nodes;
-        if rng.chance(30) {
+        if chance(rng, 30) {
             let mut lab = site.clusters[0].clone();
             lab.name = "lab".into();
             lab.asn = 64514;
@@ -68,7 +53,7 @@ fn random_model(rng: &mut Rng) -> (Site, GatewayInputs) {
             lab.reserved = Vec::new();
             lab.nodes = Vec::new();
             for i in 1..=3 {
-                if rng.chance(50) {
+                if chance(rng, 50) {
                     lab.nodes.push(StaticNode {
                         name: format!("lab-{i}"),
                         ipv4: Some(format!("172.29.53.{}", 10 + i).parse().unwrap()),
@@ -79,39 +64,39 @@ fn random_model(rng: &mut Rng) -> (Site, GatewayInputs) {
             site.clusters.push(lab);
         }
         for pool in &mut site.pools {
-            if rng.chance(20) {
+            if chance(rng, 20) {
                 pool.disabled = !pool.disabled;
             }
         }
         let b = &mut site.bgp;
-        b.require_community = rng.chance(70);
-        b.keepalive = 1 + rng.below(10) as u16;
-        b.hold = b.keepalive * (3 + rng.below(3) as u16);
-        b.connect_retry = 1 + rng.below(30) as u16;
-        b.graceful_restart = rng.chance(60);
-        b.restart_time = if rng.chance(50) {
+        b.require_community = chance(rng, 70);
+        b.keepalive = 1 + rng.u64(..10) as u16;
+        b.hold = b.keepalive * (3 + rng.u64(..3) as u16);
+        b.connect_retry = 1 + rng.u64(..30) as u16;
+        b.graceful_restart = chance(rng, 60);
+        b.restart_time = if chance(rng, 50) {
             120
         } else {
-            1 + rng.below(3600) as u32
+            1 + rng.u64(..3600) as u32
         };
-        b.stalepath_time = if rng.chance(50) {
+        b.stalepath_time = if chance(rng, 50) {
             360
         } else {
-            1 + rng.below(3600) as u32
+            1 + rng.u64(..3600) as u32
         };
-        b.maximum_prefix = 1 + rng.below(1000) as u32;
-        b.maximum_prefix_restart = rng.below(30) as u16;
-        b.ebgp_multihop = rng.chance(20).then(|| 2 + rng.below(4) as u8);
-        b.maximum_paths = rng.chance(30).then(|| 1 + rng.below(16) as u16);
-        if rng.chance(20) {
+        b.maximum_prefix = 1 + rng.u64(..1000) as u32;
+        b.maximum_prefix_restart = rng.u64(..30) as u16;
+        b.ebgp_multihop = chance(rng, 20).then(|| 2 + rng.u64(..4) as u8);
+        b.maximum_paths = chance(rng, 30).then(|| 1 + rng.u64(..16) as u16);
+        if chance(rng, 20) {
             site.gateway.router_id = Some("172.29.51.254".parse().unwrap());
         }
         if !site.validate().is_empty() {
             continue;
         }
-        let password = rng.chance(30).then(|| format!("pw-{}", rng.below(1000)));
+        let password = chance(rng, 30).then(|| format!("pw-{}", rng.u64(..1000)));
         let mut inputs = GatewayInputs::from_site(&site, password);
-        inputs.ecmp = rng.chance(80);
+        inputs.ecmp = chance(rng, 80);
         inputs.frr = bgplb_tests::frr::build().version;
         return (site, inputs);
     }
@@ -132,7 +117,7 @@ fn plans_for_random_models_reach_them_on_the_real_frr() {
     ];
     lab.vtysh_config(&operator);
     let version = bgplb_tests::frr::build().version;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
     let script_file = lab.dir.path().join("case.vtysh");
     for case in 0..cases() {
         let (site, inputs) = random_model(&mut rng);

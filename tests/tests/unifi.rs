@@ -81,12 +81,7 @@ fn the_controllers_copy_follows_the_rendered_configuration_and_survives_a_reprov
     wait_for(
         "the node's removal applied",
         Duration::from_secs(30),
-        || {
-            (!lab
-                .running_config()
-                .contains("neighbor 172.29.51.12 peer-group"))
-            .then_some(())
-        },
+        || (!lab.has_neighbor("172.29.51.12")).then_some(()),
     );
     wait_in_sync(&lab, &sim, "the last change uploaded");
     let uploads = sim.uploads();
