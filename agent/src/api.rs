@@ -67,7 +67,10 @@ impl ApiError {
                 "no-client-certificate",
                 "a client certificate is required".into(),
             ),
-            ApiError::WrongIdentity { cluster, identities } => (
+            ApiError::WrongIdentity {
+                cluster,
+                identities,
+            } => (
                 StatusCode::FORBIDDEN,
                 "wrong-identity",
                 format!(
@@ -183,6 +186,7 @@ pub fn plain_router() -> Router<Arc<App>> {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/status", get(page))
 }
 
 async fn put_report(
@@ -400,6 +404,18 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// The status page: read-only, the same data as `bgplb-agent status`, reloading itself.
+async fn page(State(app): State<Arc<App>>) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        app.page().await,
+    )
+        .into_response()
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {

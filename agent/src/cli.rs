@@ -120,6 +120,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One self-contained HTML file (and optionally Markdown) with sessions, pool utilisation,
+    /// VIPs and their next hops, checks, recent generations and events. Like `status`, adds and
+    /// removes a test route: needs root.
+    GenerateReport {
+        /// Where to write the HTML report.
+        #[arg(long, default_value = "bgplb-report.html")]
+        out: PathBuf,
+        /// Also write the report as Markdown to this file.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// How many recent generations (and twice as many events) to include.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Machine-readable output: the report's data as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Recorded generations, newest first.
     History {
         /// How many generations (or events) to list.
@@ -572,30 +589,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
             }
         }
         Command::Status { json } => {
-            let store = Store::open(&settings.data_dir.join("state.db"))?;
-            let mut generations = status::Generations::read(&store)?;
-            generations.store_problem = store
-                .writable(crate::apply::RECORD_RESERVE)
-                .err()
-                .map(|e| e.to_string());
-            let reports = desired::stored_reports(&store)?;
-            let facts = crate::liveness::facts_from_store(&store, &site.liveness)?;
-            drop(store);
-            let mut s =
-                status::collect(generations, &vtysh, &site.gateway.name, site.gateway.asn).await;
-            s.liveness = facts.nodes.iter().map(status::NodeView::from).collect();
-            for view in &mut s.clusters {
-                let report = reports.iter().find(|r| r.cluster == view.name);
-                if let (Some(cluster), Some(report)) = (site.cluster(&view.name), report) {
-                    if let Ok(c) = crate::report::check(&site, cluster, report, None) {
-                        view.warnings = c.warnings;
-                    }
-                }
-            }
-            match kernel_validation(&site, &s, &reports, &facts).await {
-                Ok(v) => s.kernel = Some(v),
-                Err(e) => eprintln!("warning: kernel checks skipped: {e}"),
-            }
+            let s = full_status(&site, &vtysh).await?;
             if *json {
                 println!(
                     "{}",
@@ -603,6 +597,53 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 );
             } else {
                 print!("{}", redact(&status::render_table(&s)));
+            }
+        }
+        Command::GenerateReport {
+            out,
+            markdown,
+            limit,
+            json,
+        } => {
+            let s = full_status(&site, &vtysh).await?;
+            let store = Store::open(&settings.data_dir.join("state.db"))?;
+            let generations = store.history(*limit)?;
+            let events = store.events(*limit * 2)?;
+            drop(store);
+            let page = crate::page::Page {
+                status: &s,
+                generations: &generations,
+                events: &events,
+                at: crate::store::now(),
+            };
+            let write = |path: &PathBuf, text: String| {
+                std::fs::write(path, redact(&text)).map_err(|e| Error::Io {
+                    what: "write the report",
+                    path: path.clone(),
+                    source: e,
+                })
+            };
+            write(out, crate::page::html(&page, None))?;
+            if let Some(md) = markdown {
+                write(md, crate::page::markdown(&page))?;
+            }
+            if *json {
+                let data = serde_json::json!({
+                    "html": out,
+                    "markdown": markdown,
+                    "status": s,
+                    "generations": generations.iter().map(status::GenerationBrief::from).collect::<Vec<_>>(),
+                    "events": events,
+                });
+                println!(
+                    "{}",
+                    redact(&serde_json::to_string_pretty(&data).expect("serializes"))
+                );
+            } else {
+                println!("wrote {}", out.display());
+                if let Some(md) = markdown {
+                    println!("wrote {}", md.display());
+                }
             }
         }
         Command::History {
@@ -766,7 +807,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                         "{} is not damaged ({} generation(s)); `store reset --force` starts a new history anyway",
                         path.display(),
                         c.generations
-                    )))
+                    )));
                 }
                 Ok(_) | Err(Error::StoreDamaged { .. }) => {}
                 Err(e) => return Err(e),
@@ -833,6 +874,36 @@ async fn validation(site: &bgplb_site::Site, vtysh: &Vtysh) -> Result<netcheck::
     drop(store);
     let s = status::collect(generations, vtysh, &site.gateway.name, site.gateway.asn).await;
     kernel_validation(site, &s, &reports, &facts).await
+}
+
+/// What `status`, `generate-report` and `troubleshoot` show: FRR's view, the stored reports'
+/// pools and VIPs, node liveness and the gateway's kernel checks (which add and remove a test
+/// route, so this needs root).
+async fn full_status(site: &bgplb_site::Site, vtysh: &Vtysh) -> Result<status::Status, Error> {
+    let store = Store::open(&site.agent.data_dir.join("state.db"))?;
+    let mut generations = status::Generations::read(&store)?;
+    generations.store_problem = store
+        .writable(crate::apply::RECORD_RESERVE)
+        .err()
+        .map(|e| e.to_string());
+    let reports = desired::stored_reports(&store)?;
+    let facts = crate::liveness::facts_from_store(&store, &site.liveness)?;
+    drop(store);
+    let mut s = status::collect(generations, vtysh, &site.gateway.name, site.gateway.asn).await;
+    s.liveness = facts.nodes.iter().map(status::NodeView::from).collect();
+    for view in &mut s.clusters {
+        let report = reports.iter().find(|r| r.cluster == view.name);
+        if let (Some(cluster), Some(report)) = (site.cluster(&view.name), report) {
+            if let Ok(c) = crate::report::check(site, cluster, report, None) {
+                view.warnings = c.warnings;
+            }
+        }
+    }
+    match kernel_validation(site, &s, &reports, &facts).await {
+        Ok(v) => s.kernel = Some(v),
+        Err(e) => eprintln!("warning: kernel checks skipped: {e}"),
+    }
+    Ok(s)
 }
 
 async fn kernel_validation(

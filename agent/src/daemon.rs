@@ -82,6 +82,11 @@ const STATUS_TTL: Duration = Duration::from_secs(5);
 const REFUSALS_PER_MINUTE: u32 = 20;
 
 /// Reports arriving within this window are applied together.
+/// The status page: how many generations and events it lists, and how often it reloads.
+const PAGE_GENERATIONS: usize = 10;
+const PAGE_EVENTS: usize = 20;
+const PAGE_REFRESH_SECS: u32 = 10;
+
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Default, Clone)]
@@ -388,7 +393,10 @@ impl App {
                     );
                 }
                 Err(e) => {
-                    let msg = format!("stored report of cluster {} no longer passes the site file ({e}); using the site's static nodes until the next report", r.cluster);
+                    let msg = format!(
+                        "stored report of cluster {} no longer passes the site file ({e}); using the site's static nodes until the next report",
+                        r.cluster
+                    );
                     tracing::warn!(cluster = %r.cluster, "{msg}");
                     let _ = self
                         .store
@@ -730,6 +738,49 @@ impl App {
         }
     }
 
+    /// The status page: FRR's view (cached like scrapes), the reports' pools and VIPs, the last
+    /// kernel checks, node liveness, the newest generations and events.
+    pub async fn page(&self) -> String {
+        let mut s = match self.cached_status().await {
+            Ok(s) => s,
+            Err(e) => {
+                let site = self.site();
+                status::Status::unread(&site.gateway.name, site.gateway.asn, e.to_string())
+            }
+        };
+        if let Some(p) = lock(&self.store_problem).clone() {
+            s.store_problem = Some(p);
+        }
+        s.liveness = self
+            .liveness
+            .view()
+            .iter()
+            .map(status::NodeView::from)
+            .collect();
+        if let Some(Ok(v)) = &*lock(&self.validation) {
+            s.kernel = Some(v.clone());
+        }
+        let clusters = self.clusters();
+        for view in &mut s.clusters {
+            if let Some(c) = clusters.get(&view.name).and_then(|c| c.checked.as_ref()) {
+                view.warnings = c.warnings.clone();
+            }
+        }
+        let (generations, events) = self.store.blocking(|store| {
+            (
+                store.history(PAGE_GENERATIONS).unwrap_or_default(),
+                store.events(PAGE_EVENTS).unwrap_or_default(),
+            )
+        });
+        let page = crate::page::Page {
+            status: &s,
+            generations: &generations,
+            events: &events,
+            at: crate::store::now(),
+        };
+        crate::redact::redact(&crate::page::html(&page, Some(PAGE_REFRESH_SECS)))
+    }
+
     /// A fresh read of FRR (several vtysh runs); also refreshes the cache scrapes use.
     async fn collect_status(&self) -> Result<status::Status, Error> {
         let mut generations = self.store.blocking(|s| status::Generations::read(s))?;
@@ -793,6 +844,12 @@ impl App {
             self.metrics
                 .frr_config_saved
                 .set(i64::from(unsaved.is_none()));
+        }
+        // A rollback is the CLI's (another process): the daemon sees only the pin it leaves.
+        if let Ok(pinned) = self.store.blocking(|s| s.pinned()) {
+            self.metrics
+                .generation_pinned
+                .set(i64::from(pinned.is_some()));
         }
         self.metrics.set_liveness(&self.liveness.view());
         self.metrics.pool_used.clear();

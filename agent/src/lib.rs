@@ -25,6 +25,7 @@ pub mod liveness;
 pub mod metrics;
 pub mod netcheck;
 pub mod ownership;
+pub mod page;
 pub mod pki;
 pub mod redact;
 pub mod report;

@@ -170,6 +170,28 @@ impl Generations {
     }
 }
 
+impl Status {
+    /// A status when the state database could not be read: nothing but the reason.
+    pub fn unread(gateway: &str, asn: u32, problem: String) -> Status {
+        Status {
+            gateway: gateway.to_string(),
+            asn,
+            generation: None,
+            last_failure: None,
+            frr_error: None,
+            frr_version: None,
+            unsaved: None,
+            store_problem: Some(problem),
+            pinned: None,
+            peers: Vec::new(),
+            clusters: Vec::new(),
+            bgp_routes: BTreeMap::new(),
+            kernel: None,
+            liveness: Vec::new(),
+        }
+    }
+}
+
 /// Reads FRR. FRR being down is reported in the status, not as an error.
 pub async fn collect(generations: Generations, vtysh: &Vtysh, gateway: &str, asn: u32) -> Status {
     let Generations {
@@ -535,7 +557,7 @@ pub fn render_table(s: &Status) -> String {
     out
 }
 
-fn uptime(secs: u64) -> String {
+pub fn uptime(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     if d > 0 {
         format!("{d}d{h:02}h")
