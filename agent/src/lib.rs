@@ -23,6 +23,7 @@ pub mod kernel;
 pub mod kstate;
 pub mod liveness;
 pub mod metrics;
+pub mod nat;
 pub mod netcheck;
 pub mod ownership;
 pub mod page;

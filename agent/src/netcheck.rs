@@ -416,6 +416,31 @@ pub async fn validate(
         },
     ));
 
+    let mut nodes: Vec<IpAddr> = site
+        .clusters
+        .iter()
+        .flat_map(|c| c.nodes.iter())
+        .flat_map(|n| [n.ipv4, n.ipv6])
+        .flatten()
+        .collect();
+    nodes.extend(
+        reports
+            .iter()
+            .flat_map(|r| r.nodes.iter())
+            .flat_map(|n| [n.ipv4.as_deref(), n.ipv6.as_deref()])
+            .flatten()
+            .filter_map(|a| a.parse::<IpAddr>().ok()),
+    );
+    let segment_nets: Vec<ipnet::IpNet> = [site.segment.ipv4, site.segment.ipv6]
+        .into_iter()
+        .flatten()
+        .collect();
+    checks.push(crate::nat::check(
+        &crate::nat::flows(site, &state, &nodes),
+        &crate::nat::read_rules().await,
+        &segment_nets,
+    ));
+
     Ok(Validation {
         ok: checks.iter().all(|c| c.ok),
         checks,
