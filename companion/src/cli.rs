@@ -127,7 +127,8 @@ pub enum Command {
         timeout: u64,
     },
     /// Cluster-side checks: no L2 policy left, services on BGP pools, pools, BGP objects vs the
-    /// gateway, nodes vs the agent's sessions, Cilium version vs the API in use. Exit 1 on failure.
+    /// gateway, nodes vs the agent's sessions, Cilium version vs the API in use, and with
+    /// --dns-server the services' external-dns names. Exit 1 on failure.
     Validate {
         #[command(flatten)]
         site: SiteArgs,
@@ -142,6 +143,11 @@ pub enum Command {
         /// Skip asking the agent (no nodes-vs-agent comparison).
         #[arg(long)]
         no_agent: bool,
+        /// Resolve the external-dns.alpha.kubernetes.io/hostname names of the LoadBalancer
+        /// services at this DNS server (ADDR[:PORT], port 53 by default) and check they point
+        /// at the services' addresses (the `dns` check; skipped without it).
+        #[arg(long, value_name = "ADDR[:PORT]", value_parser = crate::dns::parse_server)]
+        dns_server: Option<std::net::SocketAddr>,
     },
     /// Undo a migration: restore every backed-up object exactly, delete what it created.
     Rollback {
@@ -455,6 +461,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             json,
             report,
             no_agent,
+            dns_server,
         } => {
             let (s, cluster_name) = load_site(&site)?;
             let (kube, client) = kube(&cluster, true).await?;
@@ -527,6 +534,27 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                     );
                     None
                 });
+            let (dns, backup) = match dns_server {
+                None => (None, None),
+                Some(server) => {
+                    let resolver = crate::dns::Resolver::new(server);
+                    let names = crate::validate::dns_names(&services);
+                    let answers =
+                        futures::future::join_all(names.iter().map(|n| resolver.lookup(n))).await;
+                    let backup = match crate::migrate::read_backup(&kube).await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            eprintln!("warning: cannot read the migration's backup ({e}); stale DNS records are not traced to the addresses from before the migration");
+                            None
+                        }
+                    };
+                    let dns = crate::validate::DnsResults {
+                        server: server.to_string(),
+                        lookups: names.into_iter().zip(answers).collect(),
+                    };
+                    (Some(dns), backup)
+                }
+            };
             let input = crate::validate::Input {
                 site: s,
                 cluster: cluster_name.clone(),
@@ -536,6 +564,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 cilium_version: version,
                 agent,
                 cilium_config,
+                dns,
+                backup,
             };
             let result = crate::validate::validate(&input);
             if json {

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod dynkube;
 pub mod leader;
 pub mod migrate;

@@ -12,11 +12,13 @@
 //! | `bgp-objects` | the BGP objects peer with the gateway (ASNs, addresses, one family per session) and advertise LoadBalancer IPs with the community |
 //! | `nodes-vs-agent` | every node has an Established session per family on the gateway, and the gateway has none for nodes that are gone |
 //! | `cilium-version` | nothing the installed Cilium ignores, or an upgrade would silently break |
+//! | `dns` | with `--dns-server`: external-dns's names of each LoadBalancer Service resolve to its VIPs (A and AAAA); a stale record from before the migration is named |
 //!
 //! [`render_table`] prints the report like `bgplb-agent validate`; [`render_markdown`] writes it
 //! as a Markdown file; the report itself serializes for `--json`.
 
 mod bgp;
+mod dns;
 mod l2;
 mod nodes;
 mod objects;
@@ -38,6 +40,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use dns::{dns_names, DnsResults};
 pub use render::{render_markdown, render_table};
 
 /// Everything `validate` judges.
@@ -55,6 +58,11 @@ pub struct Input {
     pub agent: Option<AgentStatus>,
     /// Cilium's `cilium-config` ConfigMap (what the Helm values set), when it could be read.
     pub cilium_config: Option<Value>,
+    /// The DNS server's answers for [`dns_names`]; `None` when no server was given.
+    pub dns: Option<DnsResults>,
+    /// The migration's backup (ConfigMap `bgplb/bgplb-migration-backup`), when there is one:
+    /// the Services' addresses and the L2 pools from before the migration.
+    pub backup: Option<crate::migrate::Backup>,
 }
 
 /// Cilium's objects as the API returns them (`apiVersion`, `kind`, `metadata`, `spec`,
@@ -197,6 +205,7 @@ pub fn validate(input: &Input) -> Report {
         bgp::check(&ctx),
         nodes::check(&ctx),
         version::check(&ctx),
+        dns::check(&ctx),
     ])
 }
 

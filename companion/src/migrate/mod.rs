@@ -240,6 +240,12 @@ async fn read_cm<T: serde::de::DeserializeOwned>(
         })
 }
 
+/// The migration's backup (ConfigMap `bgplb/bgplb-migration-backup`), if one was taken and not
+/// rolled back.
+pub async fn read_backup(kube: &DynKube) -> Result<Option<Backup>, MigrateError> {
+    read_cm(kube, BACKUP_CONFIGMAP, "backup").await
+}
+
 /// What the cluster has now.
 pub async fn observe(kube: &DynKube) -> Result<Observed, MigrateError> {
     let mut pools = kube

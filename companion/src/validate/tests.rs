@@ -39,6 +39,8 @@ fn healthy() -> Input {
         agent: Some(serde_json::from_str(fixture!("validate/agent-status.json")).unwrap()),
         cilium_config: Some(serde_json::json!({"data": {
             "enable-bgp-control-plane": "true", "enable-l2-announcements": "false"}})),
+        dns: None,
+        backup: None,
     }
 }
 
@@ -92,7 +94,8 @@ fn healthy_cluster_has_no_failure() {
             "pools",
             "bgp-objects",
             "nodes-vs-agent",
-            "cilium-version"
+            "cilium-version",
+            "dns"
         ]
     );
     expect(
@@ -729,7 +732,7 @@ fn table_markdown_and_json() {
     assert!(table.contains(" warn "), "{table}");
 
     let md = render_markdown(&r, "bgplb validate: cluster home");
-    assert!(md.starts_with("# bgplb validate: cluster home\n\n**Result: FAIL**: 6 check(s), 4 ok, 1 warning(s), 1 failed."), "{md}");
+    assert!(md.starts_with("# bgplb validate: cluster home\n\n**Result: FAIL**: 7 check(s), 5 ok, 1 warning(s), 1 failed."), "{md}");
     assert!(
         md.contains(
             "| [l2-policies](#l2-policies) | **FAIL** | CiliumL2AnnouncementPolicy l2-default"
@@ -808,4 +811,286 @@ fn local_services_on_cilium_1_19_are_warned_about() {
     );
     no_detail(&r, "service-ips", "ingress/traefik: externalTrafficPolicy");
     no_detail(&validate(&healthy()), "service-ips", "44803");
+}
+
+/// Sets an annotation on the Service `namespace/name` of `input`.
+fn annotate(input: &mut Input, service: &str, key: &str, value: &str) {
+    let (ns, name) = service.split_once('/').unwrap();
+    let s = input
+        .services
+        .iter_mut()
+        .find(|s| {
+            s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name)
+        })
+        .unwrap_or_else(|| panic!("no service {service}"));
+    s.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(key.into(), value.into());
+}
+
+const HOSTNAME: &str = "external-dns.alpha.kubernetes.io/hostname";
+
+/// One family's answer from the server.
+type Answered = Result<crate::dns::Answer, crate::dns::DnsError>;
+
+fn found(addrs: &[&str]) -> Answered {
+    Ok(crate::dns::Answer {
+        addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+        cnames: vec![],
+    })
+}
+
+fn via(cname: &str, addrs: &[&str]) -> Answered {
+    let mut a = found(addrs);
+    a.as_mut().unwrap().cnames.push(cname.into());
+    a
+}
+
+/// The server's answers: (name, A, AAAA).
+fn answers(list: Vec<(&str, Answered, Answered)>) -> Option<DnsResults> {
+    Some(DnsResults {
+        server: "172.29.51.1:53".into(),
+        lookups: list
+            .into_iter()
+            .map(|(n, a, aaaa)| (n.to_string(), crate::dns::Lookup { a, aaaa }))
+            .collect(),
+    })
+}
+
+/// The healthy cluster with external-dns names: traefik has two (one written oddly), jellyfin
+/// one; the reference cluster's VIPs are traefik 172.29.52.200 + fd47:25e1:2f96:52:100::1,
+/// jellyfin 172.29.52.100 (IPv4 only).
+fn with_names() -> Input {
+    let mut input = healthy();
+    annotate(
+        &mut input,
+        "ingress/traefik",
+        HOSTNAME,
+        "traefik.example.lan, Ingress.Example.LAN.",
+    );
+    annotate(
+        &mut input,
+        "media/jellyfin",
+        HOSTNAME,
+        "jellyfin.example.lan",
+    );
+    input
+}
+
+/// What `migrate` saved: jellyfin on its L2 address, the old L2 pool.
+fn backup() -> crate::migrate::Backup {
+    crate::migrate::Backup {
+        objects: vec![
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "jellyfin", "namespace": "media"},
+                   "spec": {"type": "LoadBalancer"},
+                   "status": {"loadBalancer": {"ingress": [{"ip": "172.29.51.210"}]}}}),
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "traefik", "namespace": "ingress"},
+                   "spec": {"type": "LoadBalancer"},
+                   "status": {"loadBalancer": {"ingress": [{"ip": "172.29.51.200"}]}}}),
+            json!({"apiVersion": "cilium.io/v2", "kind": "CiliumLoadBalancerIPPool",
+                   "metadata": {"name": "l2-pool"},
+                   "spec": {"blocks": [{"start": "172.29.51.200", "stop": "172.29.51.250"}]}}),
+        ],
+        absent: vec![],
+    }
+}
+
+#[test]
+fn dns_is_skipped_without_a_server_and_lists_the_annotated_names() {
+    let r = validate(&with_names());
+    assert!(r.ok);
+    assert_eq!(r.checks.last().unwrap().name, "dns");
+    expect(
+        &r,
+        "dns",
+        Status::Ok,
+        &["not checked: no DNS server given (--dns-server)"],
+    );
+    let mut input = with_names();
+    input.services.push(
+        serde_json::from_value(json!({"metadata": {"name": "internal", "namespace": "x",
+            "annotations": {HOSTNAME: "internal.example.lan"}}, "spec": {"type": "ClusterIP"}}))
+        .unwrap(),
+    );
+    annotate(
+        &mut input,
+        "media/pending",
+        HOSTNAME,
+        "jellyfin.example.lan,,",
+    );
+    assert_eq!(
+        dns_names(&input.services),
+        [
+            "ingress.example.lan",
+            "jellyfin.example.lan",
+            "traefik.example.lan"
+        ]
+    );
+}
+
+#[test]
+fn dns_names_resolving_to_the_vips_are_ok() {
+    let mut input = with_names();
+    input.dns = answers(vec![
+        (
+            "traefik.example.lan",
+            found(&["172.29.52.200"]),
+            found(&["fd47:25e1:2f96:52:100::1"]),
+        ),
+        (
+            "ingress.example.lan",
+            via("traefik.example.lan", &["172.29.52.200"]),
+            via("traefik.example.lan", &["fd47:25e1:2f96:52:100::1"]),
+        ),
+        // No IPv6 VIP: no AAAA record is right.
+        (
+            "jellyfin.example.lan",
+            found(&["172.29.52.100"]),
+            found(&[]),
+        ),
+    ]);
+    let r = validate(&input);
+    assert!(r.ok, "{}", render_table(&r));
+    expect(
+        &r,
+        "dns",
+        Status::Ok,
+        &[
+            "3 name(s) of 2 service(s) asked at 172.29.51.1:53: 3 resolve to their service's address(es)",
+            "ingress/traefik: ingress.example.lan (via CNAME traefik.example.lan) resolves to 172.29.52.200, fd47:25e1:2f96:52:100::1",
+            "media/jellyfin: jellyfin.example.lan resolves to 172.29.52.100",
+        ],
+    );
+}
+
+#[test]
+fn stale_missing_and_foreign_dns_records_fail() {
+    use crate::dns::DnsError;
+    let mut input = with_names();
+    annotate(
+        &mut input,
+        "media/jellyfin",
+        HOSTNAME,
+        "jellyfin.example.lan,media.example.lan,tv.example.lan,v6.example.lan",
+    );
+    input.backup = Some(backup());
+    input.dns = answers(vec![
+        // Still on the address traefik had before the migration, and one of the old pool.
+        (
+            "traefik.example.lan",
+            found(&["172.29.51.200"]),
+            found(&["fd47:25e1:2f96:52:100::1"]),
+        ),
+        (
+            "ingress.example.lan",
+            found(&["172.29.51.220"]),
+            Err(DnsError::Timeout {
+                tries: 2,
+                each: std::time::Duration::from_secs(2),
+            }),
+        ),
+        (
+            "jellyfin.example.lan",
+            Err(DnsError::NxDomain),
+            Err(DnsError::NxDomain),
+        ),
+        // Another service's VIP, through a CNAME; then an address nobody knows.
+        (
+            "media.example.lan",
+            via("traefik.example.lan", &["172.29.52.200"]),
+            found(&[]),
+        ),
+        (
+            "tv.example.lan",
+            found(&["10.1.2.3"]),
+            Err(DnsError::ServFail),
+        ),
+        // The right A next to the old one, and an AAAA for a service without an IPv6 VIP.
+        (
+            "v6.example.lan",
+            found(&["172.29.52.100", "172.29.51.210"]),
+            found(&["fd47:25e1:2f96:52:100::9"]),
+        ),
+    ]);
+    let r = validate(&input);
+    assert!(!r.ok);
+    expect(
+        &r,
+        "dns",
+        Status::Fail,
+        &[
+            "ingress/traefik: traefik.example.lan A: resolves to 172.29.51.200, it should be 172.29.52.200: stale record from before the migration (L2 address 172.29.51.200, this service's address then)",
+            "ingress/traefik: ingress.example.lan A: resolves to 172.29.51.220, it should be 172.29.52.200: stale record from before the migration (172.29.51.220 is inside the pre-migration L2 pool l2-pool)",
+            "ingress/traefik: ingress.example.lan AAAA: timeout (no answer in 2 tries of 2 s) at 172.29.51.1:53: it should resolve to fd47:25e1:2f96:52:100::1",
+            "media/jellyfin: jellyfin.example.lan does not exist at 172.29.51.1:53 (NXDOMAIN): it should resolve to 172.29.52.100",
+            "media/jellyfin: media.example.lan A (via CNAME traefik.example.lan): resolves to 172.29.52.200, it should be 172.29.52.100: 172.29.52.200 is the address of service ingress/traefik",
+            "media/jellyfin: tv.example.lan A: resolves to 10.1.2.3, it should be 172.29.52.100: 10.1.2.3 is outside every pool of the site",
+            "media/jellyfin: v6.example.lan A: resolves to 172.29.52.100, 172.29.51.210, it should be 172.29.52.100: stale record from before the migration (L2 address 172.29.51.210, this service's address then)",
+            "media/jellyfin: v6.example.lan AAAA: resolves to fd47:25e1:2f96:52:100::9, the service has no address of this family, so it should have no record: fd47:25e1:2f96:52:100::9 is in site pool bgp-default-ipv6, but no service has it",
+            "6 name(s) of 2 service(s) asked at 172.29.51.1:53: 0 resolve",
+        ],
+    );
+    // A failing AAAA query for a service without IPv6 is only a warning.
+    let c = check(&r, "dns");
+    assert!(c.details.iter().any(|d| d.contains(
+        "tv.example.lan AAAA: SERVFAIL (the server could not answer) at 172.29.51.1:53 (the service has no IPv6 address"
+    )));
+    assert!(
+        !c.details.iter().any(|d| d.contains("missing")),
+        "nothing is partly there: {:#?}",
+        c.details
+    );
+    // Without the backup the old address is just outside every pool.
+    input.backup = None;
+    expect(
+        &validate(&input),
+        "dns",
+        Status::Fail,
+        &["traefik.example.lan A: resolves to 172.29.51.200, it should be 172.29.52.200: 172.29.51.200 is outside every pool of the site"],
+    );
+}
+
+#[test]
+fn dns_of_a_pending_service_warns_and_a_target_is_not_checked() {
+    let mut input = with_names();
+    annotate(&mut input, "media/pending", HOSTNAME, "pending.example.lan");
+    annotate(
+        &mut input,
+        "ingress/traefik",
+        "external-dns.alpha.kubernetes.io/target",
+        "gw.example.lan",
+    );
+    input.dns = answers(vec![(
+        "jellyfin.example.lan",
+        found(&["172.29.52.100"]),
+        found(&[]),
+    )]);
+    let r = validate(&input);
+    assert!(r.ok, "{}", render_table(&r));
+    expect(
+        &r,
+        "dns",
+        Status::Warn,
+        &[
+            "media/pending: pending.example.lan: the service has no LoadBalancer IP yet",
+            "ingress/traefik: traefik.example.lan, ingress.example.lan: external-dns points the names at its target annotation (gw.example.lan)",
+            "1 name(s) of 3 service(s) asked",
+        ],
+    );
+    assert_eq!(
+        dns_names(&input.services),
+        ["jellyfin.example.lan", "pending.example.lan"]
+    );
+    // No annotated service at all.
+    let mut input = healthy();
+    input.dns = answers(vec![]);
+    expect(
+        &validate(&input),
+        "dns",
+        Status::Ok,
+        &["no LoadBalancer service has an external-dns.alpha.kubernetes.io/hostname annotation"],
+    );
 }

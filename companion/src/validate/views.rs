@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use bgplb_cilium::session::Family;
 use k8s_openapi::api::core::v1::{Node, Service};
 
+use crate::migrate::plan::DNS_ANNOTATION;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct NodeView {
     pub name: String,
@@ -69,6 +71,10 @@ pub(super) struct ServiceView {
     pub load_balancer_class: Option<String>,
     /// `spec.externalTrafficPolicy` (`Cluster` when unset).
     pub external_traffic_policy: String,
+    /// external-dns's hostname annotation, normalized ([`hostnames`]).
+    pub dns_names: Vec<String>,
+    /// external-dns's target annotation: the names point there instead of at the VIPs.
+    pub dns_target: Option<String>,
 }
 
 impl fmt::Display for ServiceView {
@@ -99,9 +105,39 @@ pub(super) fn lb_services(services: &[Service]) -> Vec<ServiceView> {
                     .external_traffic_policy
                     .clone()
                     .unwrap_or_else(|| "Cluster".into()),
+                dns_names: annotation(s, DNS_ANNOTATION)
+                    .map(hostnames)
+                    .unwrap_or_default(),
+                dns_target: annotation(s, DNS_TARGET_ANNOTATION)
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from),
             })
         })
         .collect();
     out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out
+}
+
+/// external-dns's annotation naming the target the records point at instead of the VIPs.
+pub(super) const DNS_TARGET_ANNOTATION: &str = "external-dns.alpha.kubernetes.io/target";
+
+fn annotation<'a>(s: &'a Service, key: &str) -> Option<&'a str> {
+    s.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+}
+
+/// The names of external-dns's hostname annotation (`a.example.lan, b.example.lan.`): split at
+/// commas, normalized ([`crate::dns::normalize`]), each once, in order.
+pub(super) fn hostnames(annotation: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in annotation.split(',').map(crate::dns::normalize) {
+        if !n.is_empty() && !out.contains(&n) {
+            out.push(n);
+        }
+    }
     out
 }
