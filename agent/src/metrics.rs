@@ -48,6 +48,7 @@ pub struct PoolLabels {
 pub struct Metrics {
     registry: Registry,
     pub generation: Gauge,
+    pub generation_pinned: Gauge,
     pub applies: Family<ResultLabel, Counter>,
     pub reports: Family<ReportLabels, Counter>,
     pub report_age_seconds: Family<ClusterLabel, Gauge>,
@@ -113,6 +114,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("bgplb");
         let m = Metrics {
             generation: Gauge::default(),
+            generation_pinned: Gauge::default(),
             applies: Family::default(),
             reports: Family::default(),
             report_age_seconds: Family::default(),
@@ -151,12 +153,24 @@ impl Metrics {
             "Current (last applied) FRR configuration generation",
             m.generation.clone(),
         );
+        registry.register(
+            "generation_pinned",
+            "1 while `bgplb-agent rollback` has pinned a generation: the daemon keeps it instead of following the site file and the reports (until `unpin` or `apply`)",
+            m.generation_pinned.clone(),
+        );
         // Counters: the `_total` suffix is added by the library.
         registry.register(
             "applies",
             "Reconciles by result (applied, unchanged, failed)",
             m.applies.clone(),
         );
+        // Every result from the start, at 0: a rate or increase sees the first failure (a series
+        // born at 1 has no increase).
+        for result in ["applied", "unchanged", "failed"] {
+            let _ = m.applies.get_or_create(&ResultLabel {
+                result: result.into(),
+            });
+        }
         registry.register(
             "reports",
             "Reports received by cluster and result (accepted, duplicate, refused, throttled)",
