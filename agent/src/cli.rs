@@ -137,6 +137,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The steps to set a UniFi gateway (UDM Pro) up for this site: firmware and FRR, the LB
+    /// segment as a UniFi network or routed, the agent or UniFi's BGP upload, the firewall, how
+    /// to verify. Generated from the site file; touches nothing.
+    ConfigureUdmPro {
+        /// Machine-readable output (the steps as JSON on standard output).
+        #[arg(long)]
+        json: bool,
+    },
     /// Recorded generations, newest first.
     History {
         /// How many generations (or events) to list.
@@ -644,6 +652,17 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 if let Some(md) = markdown {
                     println!("wrote {}", md.display());
                 }
+            }
+        }
+        Command::ConfigureUdmPro { json } => {
+            let steps = crate::udm::steps(&site);
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&steps).expect("serializes")
+                );
+            } else {
+                print!("{}", crate::udm::render(&site, &steps));
             }
         }
         Command::History {
