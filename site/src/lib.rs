@@ -47,30 +47,147 @@ fn list(problems: &[Problem]) -> String {
 
 /// Parses site TOML without validating it.
 pub fn parse(text: &str) -> Result<Site, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    parse_all(text).map_err(|e| match e {
+        ParseFailure::Syntax(m) => m,
+        ParseFailure::Problems(p) => list(&p),
+    })
 }
 
-/// Reads, parses and validates a site file, including the password file it names.
+/// Why a text is not a site: TOML that does not parse (one error, with its line), or keys that
+/// do not fit the site's shape (every unknown key and wrong type, each with its path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseFailure {
+    Syntax(String),
+    Problems(Vec<Problem>),
+}
+
+/// At most this many shape problems are collected from one file.
+const MAX_SHAPE_PROBLEMS: usize = 50;
+
+/// Parses site TOML, collecting every key that does not fit instead of stopping at the first.
+pub fn parse_all(text: &str) -> Result<Site, ParseFailure> {
+    match parse_lenient(text)? {
+        (Some(site), problems) if problems.is_empty() => Ok(site),
+        (_, problems) => Err(ParseFailure::Problems(problems)),
+    }
+}
+
+/// An unknown key or a value of the wrong type is noted with its path and taken out, and the
+/// rest is parsed again (the key then has its default). The site is `None` when a required key
+/// is missing.
+fn parse_lenient(text: &str) -> Result<(Option<Site>, Vec<Problem>), ParseFailure> {
+    let mut value: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ParseFailure::Syntax(e.to_string().trim_end().to_string()))?;
+    let mut problems = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    loop {
+        let de = toml::Value::Table(value.clone());
+        let e = match serde_path_to_error::deserialize::<_, Site>(de) {
+            Ok(site) => return Ok((Some(site), problems)),
+            Err(e) => e,
+        };
+        let path: Vec<String> = e.path().iter().map(|s| s.to_string()).collect();
+        let inner = e.inner().to_string();
+        // toml adds "\nin `KEY`": the path says it already.
+        let message = inner.lines().next().unwrap_or("").trim_end();
+        let key = match e.path().to_string().as_str() {
+            "." => String::new(),
+            k => k.to_string(),
+        };
+        if let Some(field) = message
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+        {
+            let expected = message
+                .split_once(", expected ")
+                .map(|(_, rest)| format!(" (expected {rest})"))
+                .unwrap_or_default();
+            problems.push(Problem::new(
+                key.clone(),
+                format!("unknown key `{field}`{expected}"),
+            ));
+        } else if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+        {
+            let full = if key.is_empty() {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+            // Taken out above for its wrong type: already said.
+            if !removed.contains(&full) {
+                problems.push(Problem::new(full, "required, but missing"));
+            }
+            return Ok((None, problems));
+        } else {
+            problems.push(Problem::new(key.clone(), message.to_string()));
+        }
+        if problems.len() >= MAX_SHAPE_PROBLEMS || !remove(&mut value, &path) {
+            return Ok((None, problems));
+        }
+        removed.push(key);
+    }
+}
+
+/// Takes the value at `path` (table keys and `[i]` indices, as serde_path_to_error prints them)
+/// out of `table`; false when there is nothing there.
+fn remove(table: &mut toml::Table, path: &[String]) -> bool {
+    match path {
+        [] => false,
+        [last] => table.remove(last.as_str()).is_some(),
+        [first, rest @ ..] => table
+            .get_mut(first.as_str())
+            .is_some_and(|v| remove_in(v, rest)),
+    }
+}
+
+fn remove_in(value: &mut toml::Value, path: &[String]) -> bool {
+    let Some(first) = path.first() else {
+        return false;
+    };
+    let index = first
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .and_then(|i| i.parse::<usize>().ok());
+    match (index, value) {
+        (Some(i), toml::Value::Array(a)) => a.get_mut(i).is_some_and(|v| remove_in(v, &path[1..])),
+        (None, toml::Value::Table(t)) => remove(t, path),
+        _ => false,
+    }
+}
+
+/// Reads, parses and validates a site file, including the password file it names. Every
+/// problem is reported at once: keys that do not fit the shape, then what validation finds in
+/// the rest (a file with shape problems is validated without those keys).
 pub fn load(path: &Path) -> Result<Site, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let site = parse(&text).map_err(|message| LoadError::Parse {
-        path: path.to_path_buf(),
-        message,
-    })?;
-    let mut problems = site.validate();
-    if let Err(p) = read_password(&site) {
-        problems.push(p);
+    let (site, mut problems) = match parse_lenient(&text) {
+        Ok(parsed) => parsed,
+        Err(ParseFailure::Syntax(message)) => {
+            return Err(LoadError::Parse {
+                path: path.to_path_buf(),
+                message,
+            })
+        }
+        Err(ParseFailure::Problems(p)) => (None, p),
+    };
+    if let Some(site) = &site {
+        problems.extend(site.validate());
+        if let Err(p) = read_password(site) {
+            problems.push(p);
+        }
     }
-    if problems.is_empty() {
-        Ok(site)
-    } else {
-        Err(LoadError::Invalid {
+    match site {
+        Some(site) if problems.is_empty() => Ok(site),
+        _ => Err(LoadError::Invalid {
             path: path.to_path_buf(),
             problems,
-        })
+        }),
     }
 }
 

@@ -192,3 +192,68 @@ fn missing_password_file_is_a_problem() {
         Some("s3cret")
     );
 }
+
+/// Unknown keys, wrong types and what validation finds are reported together, each with its
+/// path: one run of `check-config` lists them all.
+#[test]
+fn every_problem_is_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("site.toml");
+    let text = edit("asn = 64512\n", "asn = 64512\ncolour = \"red\"\n")
+        .replacen("vlan = 52", "vlan = 5200", 1)
+        .replacen(
+            "name = \"bgp-default\"",
+            "name = \"bgp-default\"\nshape = \"round\"",
+            1,
+        )
+        .replacen("max_nodes = 64", "max_nodes = \"many\"", 1);
+    std::fs::write(&file, text).unwrap();
+    let Err(LoadError::Invalid { problems, .. }) = load(&file) else {
+        panic!("accepted");
+    };
+    let got: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    for want in [
+        "gateway.colour: unknown key `colour` (expected one of `name`, `asn`, `router_id`, `addresses`)",
+        "pools[0].shape: unknown key `shape`",
+        "clusters[0].max_nodes: invalid type: string \"many\", expected usize",
+        "segment.vlan: VLAN id 5200 is outside 1-4094",
+    ] {
+        assert!(
+            got.iter().any(|g| g.starts_with(want)),
+            "`{want}` missing from {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), 4, "{got:#?}");
+
+    // A required key missing is said with its path, beside the others.
+    std::fs::write(
+        &file,
+        "[gateway]\nasn = 64512\nfoo = 1\n[agent]\nreport_burst = \"x\"\n",
+    )
+    .unwrap();
+    let Err(LoadError::Invalid { problems, .. }) = load(&file) else {
+        panic!("accepted");
+    };
+    let got: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        got.iter()
+            .any(|g| g.starts_with("gateway.foo: unknown key")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|g| g.starts_with("agent.report_burst: invalid type")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter().any(|g| g.ends_with(": required, but missing")),
+        "{got:#?}"
+    );
+
+    // TOML that does not parse keeps its line and column.
+    std::fs::write(&file, "[gateway\nasn = 1\n").unwrap();
+    let Err(LoadError::Parse { message, .. }) = load(&file) else {
+        panic!("accepted");
+    };
+    assert!(message.contains("line 1"), "{message}");
+}
