@@ -175,6 +175,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run every check (`status`'s and `validate`'s), print the ones that need attention and
+    /// write a support bundle (tar.gz, 0600): versions, the site file, status and checks, FRR's
+    /// configuration and BGP tables, the kernel's routes, neighbours, links and NAT rules,
+    /// generations, events and logs. The BGP password, the UniFi API key and private keys are
+    /// redacted in every file. Exit code 1 when a check fails (the bundle is written anyway).
+    /// Like `status`, adds and removes a test route: needs root.
+    Troubleshoot {
+        /// Where to write the bundle; a directory: the default name in it
+        /// (bgplb-support-GATEWAY-UTCTIME.tar.gz in the current directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A log file to add (its last 5 MB), e.g. /var/log/frr/frr.log (repeatable).
+        #[arg(long = "log", value_name = "FILE")]
+        logs: Vec<PathBuf>,
+        /// Machine-readable output: the bundle's path, its files and every check, as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run as a service: the mutual-TLS API for the companion, reconcile on reports and drift.
     Run,
     /// Restore a generation's configuration (default: the one before the current). A running
@@ -596,6 +614,9 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Troubleshoot { out, logs, json } => {
+            return troubleshoot(&site, &cli.config, &vtysh, out.as_deref(), logs, *json).await;
+        }
         Command::Status { json } => {
             let s = full_status(&site, &vtysh).await?;
             if *json {
@@ -899,6 +920,18 @@ async fn validation(site: &bgplb_site::Site, vtysh: &Vtysh) -> Result<netcheck::
 /// pools and VIPs, node liveness and the gateway's kernel checks (which add and remove a test
 /// route, so this needs root).
 async fn full_status(site: &bgplb_site::Site, vtysh: &Vtysh) -> Result<status::Status, Error> {
+    let (s, kernel) = status_and_kernel(site, vtysh).await?;
+    if let Some(e) = kernel {
+        eprintln!("warning: kernel checks skipped: {e}");
+    }
+    Ok(s)
+}
+
+/// [`full_status`], and why the kernel checks could not run when they could not.
+async fn status_and_kernel(
+    site: &bgplb_site::Site,
+    vtysh: &Vtysh,
+) -> Result<(status::Status, Option<Error>), Error> {
     let store = Store::open(&site.agent.data_dir.join("state.db"))?;
     let mut generations = status::Generations::read(&store)?;
     generations.store_problem = store
@@ -918,11 +951,148 @@ async fn full_status(site: &bgplb_site::Site, vtysh: &Vtysh) -> Result<status::S
             }
         }
     }
-    match kernel_validation(site, &s, &reports, &facts).await {
-        Ok(v) => s.kernel = Some(v),
-        Err(e) => eprintln!("warning: kernel checks skipped: {e}"),
+    let kernel = match kernel_validation(site, &s, &reports, &facts).await {
+        Ok(v) => {
+            s.kernel = Some(v);
+            None
+        }
+        Err(e) => Some(e),
+    };
+    Ok((s, kernel))
+}
+
+/// Every check for `troubleshoot`: `status`'s and `validate`'s, and the state database's. What
+/// cannot be read is a failed check, not an error: the bundle is written anyway.
+async fn troubleshoot_checks(
+    site: &bgplb_site::Site,
+    vtysh: &Vtysh,
+) -> (Result<status::Status, String>, netcheck::Validation) {
+    use netcheck::{Check, Validation};
+    let failed = |checks: Vec<Check>| Validation {
+        ok: false,
+        checks,
+        ecmp: None,
+        fib: Vec::new(),
+        conflicts: Vec::new(),
+    };
+    match status_and_kernel(site, vtysh).await {
+        Ok((s, kernel)) => {
+            let mut v = match (&s.kernel, kernel) {
+                (Some(v), _) => v.clone(),
+                (None, why) => {
+                    let why = why.map_or_else(|| "no result".to_string(), |e| e.to_string());
+                    let mut checks = vec![Check::new(
+                        "kernel",
+                        false,
+                        vec![format!("the kernel checks could not run: {why}")],
+                    )];
+                    if let Some(e) = &s.frr_error {
+                        checks.push(Check::new("frr", false, vec![e.clone()]));
+                    }
+                    failed(checks)
+                }
+            };
+            v.checks.push(match &s.store_problem {
+                Some(p) => Check::new("state-store", false, vec![p.clone()]),
+                None => Check::new(
+                    "state-store",
+                    true,
+                    vec!["the state database can record applies".into()],
+                ),
+            });
+            v.ok = v.checks.iter().all(|c| c.ok);
+            (Ok(s), v)
+        }
+        Err(e) => (
+            Err(e.to_string()),
+            failed(vec![Check::new("state-store", false, vec![e.to_string()])]),
+        ),
     }
-    Ok(s)
+}
+
+/// `troubleshoot`: the checks, the bundle, a summary. Bad `--log` files (64) and an unwritable
+/// destination or a missing `tar` (74) fail before anything runs.
+async fn troubleshoot(
+    site: &bgplb_site::Site,
+    config: &std::path::Path,
+    vtysh: &Vtysh,
+    out: Option<&std::path::Path>,
+    logs: &[PathBuf],
+    json: bool,
+) -> Result<ExitCode, Error> {
+    use crate::troubleshoot as ts;
+    let at = time::OffsetDateTime::now_utc();
+    let target = ts::Target::new(&site.gateway.name, out, at)?;
+    let secrets = ts::Secrets::read(site);
+    let logs = ts::check_logs(&secrets, logs)?;
+    for l in &logs {
+        if let ts::LogSource::Refused(path, what) = l {
+            eprintln!(
+                "warning: --log {}: not included: it is {what}",
+                path.display()
+            );
+        }
+    }
+    let (status, validation) = troubleshoot_checks(site, vtysh).await;
+    let contents = ts::gather(&ts::Inputs {
+        site,
+        config,
+        vtysh,
+        status: &status,
+        validation: &validation,
+        logs: &logs,
+        secrets: &secrets,
+        at,
+    })
+    .await;
+    ts::write(&contents, &target).await?;
+    let files: Vec<String> = contents
+        .paths()
+        .map(|p| format!("{}/{p}", target.top))
+        .collect();
+    if json {
+        let data = serde_json::json!({
+            "bundle": target.path,
+            "files": files,
+            "checks": validation.checks,
+        });
+        println!(
+            "{}",
+            contents.scrub(&serde_json::to_string_pretty(&data).expect("serializes"))
+        );
+    } else {
+        let attention: Vec<netcheck::Check> = validation
+            .checks
+            .iter()
+            .filter(|c| !c.ok || c.warning)
+            .cloned()
+            .collect();
+        let total = validation.checks.len();
+        if attention.is_empty() {
+            println!("all {total} checks ok");
+        } else {
+            let shown = netcheck::Validation {
+                checks: attention,
+                ..validation.clone()
+            };
+            print!("{}", contents.scrub(&netcheck::render_validation(&shown)));
+            let failed = shown.checks.iter().filter(|c| !c.ok).count();
+            println!(
+                "{failed} of {total} checks failed, {} warn (`bgplb-agent validate` shows them all)",
+                shown.checks.len() - failed
+            );
+        }
+        println!(
+            "wrote {} ({} files; secrets redacted, see README.txt in it)",
+            target.path.display(),
+            files.len()
+        );
+    }
+    Ok(if validation.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn kernel_validation(

@@ -44,6 +44,10 @@ pub enum Error {
     #[error("{0}")]
     Install(String),
 
+    /// A command line that cannot be carried out as given (a file that is not there).
+    #[error("{0}")]
+    Usage(String),
+
     /// An operator's command that would lose something without being told to.
     #[error("{0}")]
     Refused(String),
@@ -112,7 +116,7 @@ impl Error {
     /// Process exit code for this error (sysexits.h where one fits).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Site(_) => 64,
+            Error::Site(_) | Error::Usage(_) => 64,
             Error::Pki(_) => 73,
             Error::Install(_) => 78,
             Error::Tls(_) => 78,

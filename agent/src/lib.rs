@@ -34,6 +34,7 @@ pub mod segment;
 pub mod status;
 pub mod store;
 pub mod tls;
+pub mod troubleshoot;
 pub mod udm;
 pub mod unifi;
 pub mod vtysh;

@@ -779,12 +779,23 @@ pub fn flows(
 /// The `nat` row of `validate`.
 pub fn check(flows: &[(String, Flow)], rules: &Rules, segment: &[IpNet]) -> crate::netcheck::Check {
     use crate::netcheck::Check;
-    let read: Vec<&str> = rules
+    // What was read, briefly: iptables-legacy, iptables-nft, nft.
+    let mut read: Vec<String> = rules
         .iptables
         .iter()
-        .map(|(t, _)| t.as_str())
-        .chain(rules.nft.as_ref().map(|_| "nft"))
+        .map(|(t, text)| {
+            let nft = t.contains("-nft-") || text.contains("iptables-nft");
+            if nft {
+                "iptables-nft"
+            } else {
+                "iptables-legacy"
+            }
+            .to_string()
+        })
+        .chain(rules.nft.as_ref().map(|_| "nft".to_string()))
         .collect();
+    read.sort();
+    read.dedup();
     if read.is_empty() {
         let mut details = vec!["could not read the NAT rules (no iptables-save or nft answered): source NAT towards the VIPs is not checked".to_string()];
         details.extend(rules.errors.iter().cloned());

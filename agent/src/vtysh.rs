@@ -171,6 +171,18 @@ impl Vtysh {
         Ok(Running { summary, config })
     }
 
+    /// One `show` command's text, as vtysh prints it (for people: `troubleshoot`'s bundle).
+    pub async fn show_text(&self, command: &str) -> Result<String, Error> {
+        let out = self.run(command, &args(&["-c", command])).await?;
+        if !out.status.success() {
+            return Err(Error::FrrUnavailable {
+                what: command.to_string(),
+                detail: first_line(&out.stdout, &out.stderr),
+            });
+        }
+        Ok(out.stdout)
+    }
+
     /// Runs several `show ... json` commands in one vtysh process.
     pub async fn show_json<T: DeserializeOwned>(
         &self,
