@@ -359,7 +359,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 (Some(c), _) => {
                     if site.cluster(c).is_none() {
                         return Err(Error::Pki(format!(
-                            "the site file has no cluster `{c}`: a certificate for it could                              never report"
+                            "the site file has no cluster `{c}`: a certificate for it could never report"
                         )));
                     }
                     crate::pki::Holder::Cluster(c.clone())

@@ -209,8 +209,8 @@ pub fn steps(site: &Site) -> Vec<Step> {
     s.line("On the gateway, then from the cluster side:")
         .command("bgplb-agent --config /data/bgplb/site.toml status")
         .command("bgplb-agent --config /data/bgplb/site.toml validate   # segment, ECMP, sessions, FIB, L2, NAT")
-        .command("bgplb-companion verify-bgp-peering --site site.toml   # from where kubectl works")
-        .command("bgplb-companion test-connectivity --site site.toml");
+        .command("bgplb-companion verify-bgp-peering --site site.toml --config companion.toml   # from where kubectl works")
+        .command("bgplb-companion test-connectivity --site site.toml --config companion.toml");
     out.push(s);
     out
 }
@@ -263,7 +263,13 @@ mod tests {
             for step in steps(&site) {
                 for item in step.items {
                     let Item::Run(cmd) = item else { continue };
-                    let cmd = cmd.split(" # ").next().unwrap().split(" > ").next().unwrap();
+                    let cmd = cmd
+                        .split(" # ")
+                        .next()
+                        .unwrap()
+                        .split(" > ")
+                        .next()
+                        .unwrap();
                     let words: Vec<&str> = cmd.split_whitespace().collect();
                     if !words[0].ends_with("bgplb-agent") {
                         continue;

@@ -1,7 +1,7 @@
 # The gateway test's script, run by systemd inside the aarch64 QEMU machine (cross/qemu-test):
 # Debian's arm64 FRR started by its own unit, two cluster nodes as arm64 gobgpd speakers in network
-# namespaces on a bridge that stands for the node network, and the static agent installed by its
-# own `install --root /` as the operator would. Prints MEASURE lines and the markers cross/qemu-test
+# namespaces on a bridge that stands for the node network, and the static agent installed by the
+# README's install block, run as written. Prints MEASURE lines and the markers cross/qemu-test
 # checks; every wait is bounded. Busybox sh runs its own applets before PATH, so the rootfs's
 # programs are called by full path.
 set -eu
@@ -67,16 +67,19 @@ for n in 1 2; do
     --log-plain >"/tmp/gobgpd-n$n.log" 2>&1 &
 done
 
-echo "== the operator: certificates, install"
-cp /bin/bgplb-agent /tmp/bgplb-agent
-A="/tmp/bgplb-agent --config /files/site.toml"
-$A pki init --name udm.home.arpa
+echo "== the operator: the README's install block, as written"
+mkdir -p /tmp/operator
+cd /tmp/operator
+cp /bin/bgplb-agent ./bgplb-agent
+cp /files/site.toml ./site.toml
+t_install=$(up)
+sh -eux /files/readme-install.sh
+echo "README-INSTALL-BLOCK-OK"
+A="/data/bgplb/bin/bgplb-agent --config /data/bgplb/site.toml"
 $A pki issue --cluster home --out /tmp/issued
 for f in ca.crt companion-home.crt companion-home.key; do
   echo "PEM $f $(base64 -w0 "/tmp/issued/$f")"
 done
-t_install=$(up)
-$A install --root /
 wait_for "the agent to serve" 120 wget -q -O /dev/null http://127.0.0.1:9478/readyz
 echo "MEASURE install-to-serving $(since "$t_install") s"
 echo "MEASURE boot-to-serving $(up) s (kernel start to the agent serving; FRR and the nodes start first)"
