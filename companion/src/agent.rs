@@ -58,3 +58,17 @@ impl AgentApi for HttpAgent {
             .map_err(|e| format!("{url}: {e}"))
     }
 }
+
+/// No agent to ask: `migrate --dry-run` without the companion's configuration. The dry run asks
+/// the agent nothing; if anything did, it would be told why there is no agent.
+pub struct NoAgent;
+
+impl AgentApi for NoAgent {
+    async fn status(&self) -> Result<AgentStatus, String> {
+        Err("no agent configured (a dry run without --config)".into())
+    }
+
+    async fn probe(&self, _targets: Vec<ProbeTarget>) -> Result<Vec<ProbeOutcome>, String> {
+        Err("no agent configured (a dry run without --config)".into())
+    }
+}

@@ -45,6 +45,9 @@ pub struct ClusterArgs {
     /// kubeconfig file; default: in-cluster credentials, or $KUBECONFIG.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: the kubeconfig's current context).
+    #[arg(long, env = "KUBE_CONTEXT")]
+    pub context: Option<String>,
     /// The installed Cilium version (default: read from the cilium DaemonSet's image).
     #[arg(long)]
     pub cilium_version: Option<String>,
@@ -149,6 +152,51 @@ pub enum Command {
         #[arg(long, value_name = "ADDR[:PORT]", value_parser = crate::dns::parse_server)]
         dns_server: Option<std::net::SocketAddr>,
     },
+    /// Both ends of every BGP session at once: the gateway's (the agent's status) against
+    /// Cilium's (the CiliumBGPNodeConfig objects' status), for every Ready node and address
+    /// family; every mismatch named on one line. Exit 1 on a mismatch, 69 when the Kubernetes
+    /// API or the agent cannot be reached.
+    VerifyBgpPeering {
+        #[command(flatten)]
+        site: SiteArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Machine-readable output (JSON on standard output).
+        #[arg(long)]
+        json: bool,
+    },
+    /// TCP to every LoadBalancer Service's VIPs and TCP ports (and `GET /` on HTTP ports), from
+    /// this machine and from the gateway (the agent's probe), each failure with its likely cause.
+    /// Exit 1 on a failure, 69 when the Kubernetes API or the agent cannot be reached.
+    ///
+    /// HTTP ports: `appProtocol` http/https, else a port named http/https (or `http-…`,
+    /// `https-…`), else 80 and 8080 (http), 443 and 8443 (https; the certificate is not
+    /// checked); any HTTP status counts, no HTTP answer on a port that connects is a warning.
+    /// UDP and SCTP ports are skipped with a note.
+    TestConnectivity {
+        #[command(flatten)]
+        site: SiteArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Machine-readable output (JSON on standard output).
+        #[arg(long)]
+        json: bool,
+        /// Only from this machine (the agent's status still explains failures when reachable).
+        #[arg(long)]
+        from_here_only: bool,
+        /// Only from the gateway.
+        #[arg(long)]
+        gateway_only: bool,
+        /// Seconds per TCP connect from here (an HTTP `GET /` gets twice this).
+        #[arg(long, default_value_t = 3, value_name = "SECS")]
+        connect_timeout: u64,
+        /// Seconds for the whole run: what is not probed by then is reported as not tested.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        timeout: u64,
+        /// Connections from here at once.
+        #[arg(long, default_value_t = 16, value_name = "N")]
+        parallel: usize,
+    },
     /// Undo a migration: restore every backed-up object exactly, delete what it created.
     Rollback {
         #[command(flatten)]
@@ -231,7 +279,7 @@ async fn kube(
     args: &ClusterArgs,
     dry_run: bool,
 ) -> Result<(crate::dynkube::DynKube, kube::Client), Failure> {
-    let client = crate::run::kube_client(args.kubeconfig.as_deref())
+    let client = crate::run::kube_client_in(args.kubeconfig.as_deref(), args.context.as_deref())
         .await
         .map_err(|e| (69, e.to_string()))?;
     Ok((
@@ -316,8 +364,292 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<(), Failure> {
     f.write_all(text.as_bytes()).map_err(fail)
 }
 
+/// The agent named first in the companion's configuration, over mutual TLS.
+fn agent_client(args: &ClusterArgs, cluster: &str) -> Result<crate::agent::HttpAgent, Failure> {
+    let config = crate::config::Config::load(&args.config, Some(cluster.to_string()), Vec::new())
+        .map_err(|e| (64, e.to_string()))?;
+    let http = crate::push::client(&config.tls).map_err(|e| (64, e.to_string()))?;
+    Ok(crate::agent::HttpAgent {
+        client: http,
+        base: config.agents[0].clone(),
+    })
+}
+
+async fn list_typed<K>(client: &kube::Client) -> Result<Vec<K>, Failure>
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    kube::Api::<K>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map(|l| l.items)
+        .map_err(|e| {
+            (
+                69,
+                format!("cannot list {}: {e}", K::plural(&Default::default())),
+            )
+        })
+}
+
+async fn list_namespaced<K>(client: &kube::Client) -> Result<Vec<K>, Failure>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    kube::Api::<K>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map(|l| l.items)
+        .map_err(|e| {
+            (
+                69,
+                format!("cannot list {}: {e}", K::plural(&Default::default())),
+            )
+        })
+}
+
+/// Objects of a Cilium kind at the newest version the server serves with any.
+async fn list_cilium(
+    kube: &crate::dynkube::DynKube,
+    kind: &str,
+) -> Result<Vec<serde_json::Value>, Failure> {
+    for v in ["cilium.io/v2", "cilium.io/v2alpha1"] {
+        let items = kube.list(v, kind).await.map_err(|e| (69, e.to_string()))?;
+        if !items.is_empty() {
+            return Ok(items);
+        }
+    }
+    Ok(Vec::new())
+}
+
+async fn verify_bgp_peering(
+    site: SiteArgs,
+    cluster: ClusterArgs,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let (s, cluster_name) = load_site(&site)?;
+    let agent = agent_client(&cluster, &cluster_name)?;
+    let (kube, client) = kube(&cluster, true).await?;
+    let nodes = list_typed::<k8s_openapi::api::core::v1::Node>(&client).await?;
+    let node_configs = list_cilium(&kube, "CiliumBGPNodeConfig").await?;
+    let peering_policies = kube
+        .list("cilium.io/v2alpha1", "CiliumBGPPeeringPolicy")
+        .await
+        .map_err(|e| (69, e.to_string()))?
+        .len();
+    use crate::agent::AgentApi;
+    let status = agent
+        .status()
+        .await
+        .map_err(|e| (69, format!("the agent is not reachable: {e}")))?;
+    let report = crate::bgp_peering::verify(&crate::bgp_peering::Input {
+        site: s,
+        cluster: cluster_name,
+        nodes,
+        agent: status,
+        node_configs,
+        peering_policies,
+    });
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serializes")
+        );
+    } else {
+        print!("{}", crate::bgp_peering::render_table(&report));
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+struct ConnectivityArgs {
+    json: bool,
+    from_here_only: bool,
+    gateway_only: bool,
+    connect_timeout: u64,
+    timeout: u64,
+    parallel: usize,
+}
+
+async fn test_connectivity(
+    site: SiteArgs,
+    cluster: ClusterArgs,
+    a: ConnectivityArgs,
+) -> Result<ExitCode, Failure> {
+    use crate::connectivity::{self, probe, Outcome};
+    if a.from_here_only && a.gateway_only {
+        return Err((
+            64,
+            "--from-here-only and --gateway-only exclude each other".into(),
+        ));
+    }
+    if a.connect_timeout == 0 || a.timeout == 0 || a.parallel == 0 {
+        return Err((
+            64,
+            "--connect-timeout, --timeout and --parallel must be at least 1".into(),
+        ));
+    }
+    let started = tokio::time::Instant::now();
+    let deadline = started + std::time::Duration::from_secs(a.timeout);
+    let (s, cluster_name) = load_site(&site)?;
+    // The agent: required for the gateway's side, only helpful for the causes otherwise.
+    let agent = match agent_client(&cluster, &cluster_name) {
+        Ok(agent) => Some(agent),
+        Err(e) if a.from_here_only => {
+            eprintln!(
+                "warning: {}: failures are not traced to the gateway's state",
+                e.1
+            );
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let (_, client) = kube(&cluster, true).await?;
+    let services = list_namespaced::<k8s_openapi::api::core::v1::Service>(&client).await?;
+    let endpoint_slices =
+        list_namespaced::<k8s_openapi::api::discovery::v1::EndpointSlice>(&client).await?;
+    let nodes = list_typed::<k8s_openapi::api::core::v1::Node>(&client).await?;
+    let cilium_version = cilium_version(&cluster, &client).await.ok();
+    let mut unreachable: Option<String> = None;
+    let status = match &agent {
+        None => None,
+        Some(agent) => {
+            use crate::agent::AgentApi;
+            match agent.status().await {
+                Ok(st) => Some(st),
+                Err(e) => {
+                    eprintln!("warning: the agent is not reachable ({e})");
+                    unreachable = Some(e);
+                    None
+                }
+            }
+        }
+    };
+    let (targets, _) = connectivity::targets(&services);
+    let limits = probe::Limits {
+        connect_timeout: std::time::Duration::from_secs(a.connect_timeout),
+        deadline,
+        parallel: a.parallel,
+    };
+    let here = async {
+        if a.gateway_only {
+            None
+        } else {
+            Some(probe::from_here(&targets, limits).await)
+        }
+    };
+    let gateway = async {
+        if a.from_here_only {
+            return None;
+        }
+        let agent = match (&agent, &unreachable) {
+            (Some(agent), None) => agent,
+            _ => return None,
+        };
+        // Addresses outside the pools the cluster may use: the agent would refuse the request.
+        let (inside, outside): (Vec<_>, Vec<_>) = targets
+            .iter()
+            .cloned()
+            .partition(|t| connectivity::probeable(&s, &cluster_name, t.vip));
+        let mut out = match probe::from_gateway(agent, &inside, limits).await {
+            Ok(o) => o,
+            Err(probe::AgentUnreachable(e)) => return Some(Err(e)),
+        };
+        for t in outside {
+            out.insert(
+                t.key(),
+                Outcome::NotTested {
+                    reason: "outside the site's pools for the cluster: the agent probes only pool addresses".into(),
+                },
+            );
+        }
+        Some(Ok(out))
+    };
+    let (here, gateway) = futures::join!(here, gateway);
+    let gateway = match gateway {
+        Some(Err(e)) => {
+            eprintln!("warning: the agent did not answer the probes ({e})");
+            unreachable = Some(e);
+            None
+        }
+        Some(Ok(o)) => Some(o),
+        None => None,
+    };
+    let report = connectivity::judge(
+        &connectivity::Context {
+            site: s,
+            cluster: cluster_name,
+            nodes,
+            services,
+            endpoint_slices,
+            cilium_version,
+            agent: status,
+        },
+        here.as_ref(),
+        gateway.as_ref(),
+    );
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serializes")
+        );
+    } else {
+        print!("{}", connectivity::render_table(&report));
+    }
+    if let (Some(e), false) = (&unreachable, a.from_here_only) {
+        return Err((
+            69,
+            format!("the agent is not reachable, so the gateway's side was not tested: {e}"),
+        ));
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
+        Command::VerifyBgpPeering {
+            site,
+            cluster,
+            json,
+        } => return verify_bgp_peering(site, cluster, json).await,
+        Command::TestConnectivity {
+            site,
+            cluster,
+            json,
+            from_here_only,
+            gateway_only,
+            connect_timeout,
+            timeout,
+            parallel,
+        } => {
+            return test_connectivity(
+                site,
+                cluster,
+                ConnectivityArgs {
+                    json,
+                    from_here_only,
+                    gateway_only,
+                    connect_timeout,
+                    timeout,
+                    parallel,
+                },
+            )
+            .await
+        }
         Command::Run {
             config,
             cluster,
@@ -428,19 +760,24 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             timeout,
         } => {
             let (s, cluster_name) = load_site(&site)?;
-            let config = crate::config::Config::load(
-                &cluster.config,
-                Some(cluster_name.clone()),
-                Vec::new(),
-            )
-            .map_err(|e| (64, e.to_string()))?;
+            // A dry run asks the agent nothing: it needs no companion configuration.
+            let agent = if dry_run && !cluster.config.exists() {
+                None
+            } else {
+                let config = crate::config::Config::load(
+                    &cluster.config,
+                    Some(cluster_name.clone()),
+                    Vec::new(),
+                )
+                .map_err(|e| (64, e.to_string()))?;
+                let http = crate::push::client(&config.tls).map_err(|e| (64, e.to_string()))?;
+                Some(crate::agent::HttpAgent {
+                    client: http,
+                    base: config.agents[0].clone(),
+                })
+            };
             let (kube, client) = kube(&cluster, dry_run).await?;
             let version = cilium_version(&cluster, &client).await?;
-            let http = crate::push::client(&config.tls).map_err(|e| (64, e.to_string()))?;
-            let agent = crate::agent::HttpAgent {
-                client: http,
-                base: config.agents[0].clone(),
-            };
             let opts = crate::migrate::Options {
                 site: s,
                 cluster: cluster_name,
@@ -451,7 +788,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 peering_timeout: std::time::Duration::from_secs(timeout),
                 service_timeout: std::time::Duration::from_secs(timeout),
             };
-            crate::migrate::migrate(&kube, &agent, &opts).await.map_err(|e| {
+            let result = match &agent {
+                Some(agent) => crate::migrate::migrate(&kube, agent, &opts).await,
+                None => crate::migrate::migrate(&kube, &crate::agent::NoAgent, &opts).await,
+            };
+            result.map_err(|e| {
                 (1, format!("{e}\nThe progress is saved: run `bgplb-companion migrate` again to resume, or `bgplb-companion rollback` to undo."))
             })?;
         }

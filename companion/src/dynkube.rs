@@ -19,6 +19,8 @@ pub fn plural(kind: &str) -> Option<(&'static str, bool)> {
         "CiliumBGPAdvertisement" => ("ciliumbgpadvertisements", false),
         "CiliumBGPPeeringPolicy" => ("ciliumbgppeeringpolicies", false),
         "CiliumL2AnnouncementPolicy" => ("ciliuml2announcementpolicies", false),
+        // Read only (verify-bgp-peering): Cilium's per-node BGP status.
+        "CiliumBGPNodeConfig" => ("ciliumbgpnodeconfigs", false),
         _ => return None,
     })
 }

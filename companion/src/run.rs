@@ -172,6 +172,29 @@ async fn shutdown() {
 
 /// A Kubernetes client from a kubeconfig file, or inferred (in-cluster, or $KUBECONFIG).
 pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<Client, RunError> {
+    kube_client_in(kubeconfig, None).await
+}
+
+/// [`kube_client`] with a kubeconfig context other than the current one.
+pub async fn kube_client_in(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<Client, RunError> {
+    if let Some(context) = context {
+        let kc = match kubeconfig {
+            Some(path) => kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| RunError::Kube(format!("{}: {e}", path.display())))?,
+            None => kube::config::Kubeconfig::read().map_err(|e| RunError::Kube(e.to_string()))?,
+        };
+        let options = kube::config::KubeConfigOptions {
+            context: Some(context.to_string()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kc, &options)
+            .await
+            .map_err(|e| RunError::Kube(format!("context `{context}`: {e}")))?;
+        return Client::try_from(config).map_err(|e| RunError::Kube(e.to_string()));
+    }
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)

@@ -20,7 +20,7 @@
 mod bgp;
 mod dns;
 mod l2;
-mod nodes;
+pub(crate) mod nodes;
 mod objects;
 mod peering;
 mod pools;
@@ -28,7 +28,7 @@ mod ranges;
 mod render;
 mod services;
 mod version;
-mod views;
+pub(crate) mod views;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -245,11 +245,7 @@ impl<'a> Ctx<'a> {
 
     /// Address families the cluster's nodes peer in: those of its node subnets.
     fn families(&self) -> BTreeSet<Family> {
-        self.cluster
-            .node_subnets
-            .iter()
-            .map(|n| Family::of(&n.addr()))
-            .collect()
+        nodes::families(self.cluster)
     }
 }
 

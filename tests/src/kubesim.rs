@@ -60,6 +60,7 @@ fn plural(kind: &str) -> Option<(&'static str, bool)> {
         "CiliumBGPAdvertisement" => ("ciliumbgpadvertisements", false),
         "CiliumBGPPeeringPolicy" => ("ciliumbgppeeringpolicies", false),
         "CiliumL2AnnouncementPolicy" => ("ciliuml2announcementpolicies", false),
+        "CiliumBGPNodeConfig" => ("ciliumbgpnodeconfigs", false),
         _ => return None,
     })
 }

@@ -2,13 +2,67 @@
 //! Every live node has an Established session per address family of the node subnets; the
 //! gateway has no session for a node the cluster does not have.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use bgplb_cilium::session::Family;
 use bgplb_proto::PeerStatus;
+use bgplb_site::Cluster;
 
 use super::views::NodeView;
 use super::{Check, Ctx, Findings};
+
+/// Address families the cluster's nodes peer in: those of its node subnets.
+pub(crate) fn families(cluster: &Cluster) -> BTreeSet<Family> {
+    cluster
+        .node_subnets
+        .iter()
+        .map(|n| Family::of(&n.addr()))
+        .collect()
+}
+
+/// The address a node's session of one family is expected at on the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expected {
+    /// The node has no InternalIP of the family: no session.
+    NoAddress,
+    /// Its InternalIP is outside the site's node subnets: the agent refuses reports naming it.
+    OutsideSubnets(IpAddr),
+    At(IpAddr),
+}
+
+/// Where node `n`'s session of `fam` should be.
+pub(crate) fn expected_address(cluster: &Cluster, n: &NodeView, fam: Family) -> Expected {
+    match n.address(fam) {
+        None => Expected::NoAddress,
+        Some(a) if !cluster.node_subnets.iter().any(|s| s.contains(&a)) => {
+            Expected::OutsideSubnets(a)
+        }
+        Some(a) => Expected::At(a),
+    }
+}
+
+/// The gateway's session for node `n` in `fam`: the one at the node's address, else one the
+/// gateway names after the node (at another address).
+pub(crate) fn gateway_session<'a>(
+    peers: &[&'a PeerStatus],
+    n: &NodeView,
+    fam: Family,
+    addr: IpAddr,
+) -> Option<&'a PeerStatus> {
+    peers
+        .iter()
+        .copied()
+        .filter(|p| family(p) == Some(fam))
+        .find(|p| address(p) == Some(addr))
+        .or_else(|| {
+            peers
+                .iter()
+                .copied()
+                .filter(|p| family(p) == Some(fam))
+                .find(|p| p.node == n.name)
+        })
+}
 
 pub(super) fn check(ctx: &Ctx) -> Check {
     let mut f = Findings::new("nodes-vs-agent");
@@ -39,23 +93,26 @@ pub(super) fn check(ctx: &Ctx) -> Check {
     let (mut expected, mut established) = (0usize, 0usize);
     for n in ctx.nodes.iter().filter(|n| !n.deleting) {
         for fam in ctx.families() {
-            let Some(addr) = n.address(fam) else {
-                f.warn(format!(
-                    "{}: no {} InternalIP: no {} session",
-                    n.name,
-                    fam.afi(),
-                    fam.afi()
-                ));
-                continue;
+            let addr = match expected_address(ctx.cluster, n, fam) {
+                Expected::NoAddress => {
+                    f.warn(format!(
+                        "{}: no {} InternalIP: no {} session",
+                        n.name,
+                        fam.afi(),
+                        fam.afi()
+                    ));
+                    continue;
+                }
+                Expected::OutsideSubnets(addr) => {
+                    f.fail(format!(
+                        "{} {} {addr} is outside the site's node subnets: the agent refuses reports naming it",
+                        n.name,
+                        fam.afi()
+                    ));
+                    continue;
+                }
+                Expected::At(addr) => addr,
             };
-            if !ctx.cluster.node_subnets.iter().any(|s| s.contains(&addr)) {
-                f.fail(format!(
-                    "{} {} {addr} is outside the site's node subnets: the agent refuses reports naming it",
-                    n.name,
-                    fam.afi()
-                ));
-                continue;
-            }
             expected += 1;
             if session(&mut f, n, fam, addr, &peers) {
                 established += 1;
@@ -88,17 +145,7 @@ fn session(
             f.warn(format!("{line} (the node is not Ready)"));
         }
     };
-    let found = peers
-        .iter()
-        .filter(|p| family(p) == Some(fam))
-        .find(|p| address(p) == Some(addr))
-        .or_else(|| {
-            peers
-                .iter()
-                .filter(|p| family(p) == Some(fam))
-                .find(|p| p.node == n.name)
-        });
-    match found {
+    match gateway_session(peers, n, fam, addr) {
         None => {
             problem(
                 f,
@@ -123,11 +170,7 @@ fn session(
 
 /// A gateway session for no live node of the cluster.
 fn stale_peer(ctx: &Ctx, f: &mut Findings, p: &PeerStatus) {
-    let addr = address(p);
-    let owner = ctx
-        .nodes
-        .iter()
-        .find(|n| n.name == p.node || (addr.is_some() && (n.ipv4 == addr || n.ipv6 == addr)));
+    let owner = owner(&ctx.nodes, p);
     let up = p.state.eq_ignore_ascii_case("Established");
     match owner {
         Some(n) if !n.deleting => {}
@@ -146,11 +189,19 @@ fn stale_peer(ctx: &Ctx, f: &mut Findings, p: &PeerStatus) {
     }
 }
 
-fn address(p: &PeerStatus) -> Option<IpAddr> {
+/// The node a gateway session belongs to: by name, else by address.
+pub(crate) fn owner<'a>(nodes: &'a [NodeView], p: &PeerStatus) -> Option<&'a NodeView> {
+    let addr = address(p);
+    nodes
+        .iter()
+        .find(|n| n.name == p.node || (addr.is_some() && (n.ipv4 == addr || n.ipv6 == addr)))
+}
+
+pub(crate) fn address(p: &PeerStatus) -> Option<IpAddr> {
     p.address.trim().parse().ok()
 }
 
-fn family(p: &PeerStatus) -> Option<Family> {
+pub(crate) fn family(p: &PeerStatus) -> Option<Family> {
     match p.family.to_ascii_lowercase().as_str() {
         "ipv4" => Some(Family::Ipv4),
         "ipv6" => Some(Family::Ipv6),

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use crate::migrate::plan::DNS_ANNOTATION;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct NodeView {
+pub(crate) struct NodeView {
     pub name: String,
     /// The first InternalIP of each family.
     pub ipv4: Option<IpAddr>,
@@ -31,7 +31,7 @@ impl NodeView {
 }
 
 /// Nodes with a name, sorted by name.
-pub(super) fn nodes(nodes: &[Node]) -> Vec<NodeView> {
+pub(crate) fn nodes(nodes: &[Node]) -> Vec<NodeView> {
     let mut out: Vec<NodeView> = nodes
         .iter()
         .filter_map(|n| {
