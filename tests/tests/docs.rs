@@ -634,6 +634,65 @@ fn write_updates(updates: Vec<(Shown, Vec<String>)>) {
     }
 }
 
+/// Every long flag of every (sub)command, from the binaries' own help.
+fn flags(bin: &str, path: &mut Vec<String>, out: &mut std::collections::BTreeSet<String>) {
+    let help = Command::new(bgplb_tests::bins::path(bin))
+        .args(path.iter())
+        .arg("--help")
+        .output()
+        .expect("help");
+    let text = String::from_utf8_lossy(&help.stdout).into_owned();
+    let mut commands = false;
+    for line in text.lines() {
+        if line.starts_with("Commands:") {
+            commands = true;
+            continue;
+        }
+        if line.starts_with("Options:") || line.trim().is_empty() {
+            commands = false;
+        }
+        if commands {
+            if let Some(sub) = line.split_whitespace().next() {
+                if sub != "help" && path.len() < 3 {
+                    path.push(sub.to_string());
+                    flags(bin, path, out);
+                    path.pop();
+                }
+            }
+            continue;
+        }
+        for word in line.split(|c: char| c.is_whitespace() || c == ',') {
+            if let Some(flag) = word.strip_prefix("--") {
+                let flag: String = flag
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect();
+                if !flag.is_empty() && flag != "help" && flag != "version" {
+                    out.insert(format!("--{flag}"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_flag_is_documented() {
+    let docs: String = DOCS
+        .iter()
+        .map(|f| std::fs::read_to_string(repo().join(f)).unwrap_or_default())
+        .collect();
+    let mut all = std::collections::BTreeSet::new();
+    for bin in ["bgplb-agent", "bgplb-companion"] {
+        flags(bin, &mut Vec::new(), &mut all);
+    }
+    assert!(all.len() > 30, "too few flags found: {all:?}");
+    let missing: Vec<&String> = all.iter().filter(|f| !docs.contains(f.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "flags in neither README.md nor docs/guide.md: {missing:?}"
+    );
+}
+
 #[test]
 fn normalising_keeps_what_matters() {
     assert_eq!(
