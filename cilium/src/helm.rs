@@ -23,6 +23,7 @@
 //! operator's own values (`helm upgrade --reuse-values -f`, or listed after them), they keep the
 //! rest (cgroup settings, IPAM, Hubble, ...).
 
+use crate::version::CiliumVersion;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -177,19 +178,33 @@ pub fn values(
     }
 }
 
+/// The `helm upgrade` line that applies `file` over the operator's values, pinned to the
+/// installed Cilium: with `--reuse-values` and no `--version`, helm would upgrade Cilium to the
+/// newest chart. A version without a patch level pins the minor release (`1.18.x`).
+pub fn upgrade_line(cilium_namespace: &str, version: &CiliumVersion, file: &str) -> String {
+    let pin = match version.patch {
+        Some(_) => version.to_string(),
+        None => format!("{}.{}.x", version.major, version.minor),
+    };
+    format!(
+        "helm upgrade cilium cilium/cilium -n {cilium_namespace} --version {pin} --reuse-values -f {file}"
+    )
+}
+
 /// The comment block above one stage's values.
 pub fn header(
     session: &Session,
     api_server: &ApiServer,
     cilium_namespace: &str,
+    version: &CiliumVersion,
     stage: Stage,
 ) -> String {
     let mut lines = vec![
         "Cilium Helm values rendered by bgplb: BGP-announced LoadBalancer IPs with DSR.".to_string(),
         format!("This is {}.", stage.when()),
         format!(
-            "An overlay on your own values: helm upgrade cilium cilium/cilium -n {cilium_namespace} --reuse-values -f {}",
-            stage.file_name()
+            "An overlay on your own values: {}",
+            upgrade_line(cilium_namespace, version, stage.file_name())
         ),
         "(or list it after your values file); keys it does not name keep your settings.".to_string(),
         "DSR (loadBalancer.mode dsr, dispatch opt) needs kubeProxyReplacement and native routing;".to_string(),

@@ -296,7 +296,7 @@ pub fn render(
         .iter()
         .map(|&stage| HelmStage {
             stage,
-            header: helm::header(&session, &api_server, cilium_namespace, stage),
+            header: helm::header(&session, &api_server, cilium_namespace, &version, stage),
             values: helm::values(&session, &options.pod_cidrs, ipv6, &api_server, stage),
         })
         .collect();

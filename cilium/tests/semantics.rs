@@ -646,7 +646,8 @@ fn helm_values() {
             );
             assert!(
                 text.contains(&format!(
-                    "helm upgrade cilium cilium/cilium -n kube-system --reuse-values -f {}",
+                    "helm upgrade cilium cilium/cilium -n kube-system --version {}.x --reuse-values -f {}",
+                    version,
                     stage.file_name()
                 )),
                 "an overlay, applied over the operator's values"
@@ -695,7 +696,10 @@ fn helm_values() {
         ("172.29.51.10", 6443)
     );
     let text = r.helm_values_yaml(Stage::Bgp).unwrap();
-    assert!(text.contains("-n cilium --reuse-values"), "{text}");
+    assert!(
+        text.contains("-n cilium --version 1.18.x --reuse-values"),
+        "{text}"
+    );
     assert!(
         !text.contains("KubePrism;"),
         "no Talos hint for an explicit address"

@@ -313,7 +313,7 @@ fn the_migration_needs_stage_one_of_the_values_and_reads_ciliums_namespace() {
         assert!(text.starts_with("phase preflight:"), "{text}");
         assert!(
             text.contains("cilium/cilium-config")
-                && text.contains("helm upgrade cilium cilium/cilium -n cilium --reuse-values -f cilium-values-1-bgp.yaml"),
+                && text.contains("helm upgrade cilium cilium/cilium -n cilium --version 1.18.2 --reuse-values -f cilium-values-1-bgp.yaml"),
             "names the stage-1 values: {text}"
         );
         assert!(

@@ -158,13 +158,11 @@ impl CiliumStage {
         }
     }
 
-    /// One sentence: where the cluster is and what to apply.
-    pub fn describe(self, namespace: &str) -> String {
+    /// One sentence: where the cluster is and what to apply (`version`: the installed Cilium).
+    pub fn describe(self, namespace: &str, version: Option<&str>) -> String {
         let bgp = bgplb_cilium::Stage::Bgp.file_name();
         let last = bgplb_cilium::Stage::Final.file_name();
-        let upgrade = |file: &str| {
-            format!("helm upgrade cilium cilium/cilium -n {namespace} --reuse-values -f {file}")
-        };
+        let upgrade = |file: &str| helm_upgrade(namespace, version, file);
         match self {
             CiliumStage::BgpOff => format!(
                 "Cilium configuration: BGP control plane off ({namespace}/cilium-config \
@@ -363,6 +361,17 @@ pub fn print_plan(p: &Plan, done: &[Phase]) {
     }
 }
 
+/// The `helm upgrade` line for a stage's values file, pinned to the installed Cilium when it is
+/// known (without `--version`, `--reuse-values` would upgrade Cilium to the newest chart).
+pub fn helm_upgrade(namespace: &str, version: Option<&str>, file: &str) -> String {
+    match version.and_then(|v| v.parse::<bgplb_cilium::CiliumVersion>().ok()) {
+        Some(v) => bgplb_cilium::helm::upgrade_line(namespace, &v, file),
+        None => format!(
+            "helm upgrade cilium cilium/cilium -n {namespace} --version <your Cilium version> --reuse-values -f {file}"
+        ),
+    }
+}
+
 /// Runs (or resumes) the migration. With `dry_run`, prints the plan and writes nothing.
 pub async fn migrate(
     kube: &DynKube,
@@ -376,7 +385,7 @@ pub async fn migrate(
             "  {}",
             cilium_stage(kube, &opts.cilium_namespace)
                 .await?
-                .describe(&opts.cilium_namespace)
+                .describe(&opts.cilium_namespace, Some(&opts.cilium_version))
         );
         println!("dry run: nothing was changed");
         return Ok(p);
@@ -419,10 +428,12 @@ pub async fn migrate(
     }
     if cilium_stage(kube, &opts.cilium_namespace).await? == CiliumStage::BgpAndL2 {
         println!(
-            "left to do: Cilium still runs L2 announcements; apply stage 2 of the values: helm \
-             upgrade cilium cilium/cilium -n {} --reuse-values -f {}",
-            opts.cilium_namespace,
-            bgplb_cilium::Stage::Final.file_name()
+            "left to do: Cilium still runs L2 announcements; apply stage 2 of the values: {}",
+            helm_upgrade(
+                &opts.cilium_namespace,
+                Some(&opts.cilium_version),
+                bgplb_cilium::Stage::Final.file_name()
+            )
         );
     }
     Ok(p)
@@ -477,10 +488,12 @@ async fn run_phase(
                 p.l2_policies.len(),
                 if stage == CiliumStage::BgpAndL2 {
                     format!(
-                        "; now apply stage 2 of the Cilium values: helm upgrade cilium \
-                         cilium/cilium -n {} --reuse-values -f {}",
-                        opts.cilium_namespace,
-                        bgplb_cilium::Stage::Final.file_name()
+                        "; now apply stage 2 of the Cilium values: {}",
+                        helm_upgrade(
+                            &opts.cilium_namespace,
+                            Some(&opts.cilium_version),
+                            bgplb_cilium::Stage::Final.file_name()
+                        )
                     )
                 } else {
                     String::new()
@@ -531,9 +544,15 @@ async fn preflight(
     // with L2 announcements still on while Services move (stage 1 of the values).
     let stage = cilium_stage(kube, &opts.cilium_namespace).await?;
     if stage == CiliumStage::BgpOff {
-        return Err(fail(phase, stage.describe(&opts.cilium_namespace)));
+        return Err(fail(
+            phase,
+            stage.describe(&opts.cilium_namespace, Some(&opts.cilium_version)),
+        ));
     }
-    println!("    {}", stage.describe(&opts.cilium_namespace));
+    println!(
+        "    {}",
+        stage.describe(&opts.cilium_namespace, Some(&opts.cilium_version))
+    );
     let status = agent
         .status()
         .await
@@ -986,9 +1005,8 @@ pub async fn rollback(kube: &DynKube, cilium_namespace: &str) -> Result<usize, M
     if restored_l2 && cilium_stage(kube, cilium_namespace).await? != CiliumStage::BgpAndL2 {
         println!(
             "left to do: Cilium's L2 announcements are off, so the restored L2 policies announce \
-             nothing yet; apply stage 1 of the values again: helm upgrade cilium cilium/cilium \
-             -n {cilium_namespace} --reuse-values -f {}",
-            bgplb_cilium::Stage::Bgp.file_name()
+             nothing yet; apply stage 1 of the values again: {}",
+            helm_upgrade(cilium_namespace, None, bgplb_cilium::Stage::Bgp.file_name())
         );
     }
     Ok(n)
@@ -1018,10 +1036,13 @@ mod tests {
             CiliumStage::of(Some(&cfg("true", "false"))),
             CiliumStage::BgpOnly
         );
-        let text = CiliumStage::BgpAndL2.describe("kube-system");
+        let text = CiliumStage::BgpAndL2.describe("kube-system", Some("1.18.2"));
         assert!(
-            text.contains("-n kube-system --reuse-values -f cilium-values-2-final.yaml"),
+            text.contains(
+                "-n kube-system --version 1.18.2 --reuse-values -f cilium-values-2-final.yaml"
+            ),
             "{text}"
         );
+        assert!(helm_upgrade("kube-system", Some("1.18"), "x.yaml").contains("--version 1.18.x "));
     }
 }
