@@ -375,32 +375,10 @@ fn agent_client(args: &ClusterArgs, cluster: &str) -> Result<crate::agent::HttpA
     })
 }
 
+/// Every object of kind `K` (cluster-scoped, or in every namespace).
 async fn list_typed<K>(client: &kube::Client) -> Result<Vec<K>, Failure>
 where
-    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    kube::Api::<K>::all(client.clone())
-        .list(&Default::default())
-        .await
-        .map(|l| l.items)
-        .map_err(|e| {
-            (
-                69,
-                format!("cannot list {}: {e}", K::plural(&Default::default())),
-            )
-        })
-}
-
-async fn list_namespaced<K>(client: &kube::Client) -> Result<Vec<K>, Failure>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,
 {
     kube::Api::<K>::all(client.clone())
@@ -515,9 +493,9 @@ async fn test_connectivity(
         Err(e) => return Err(e),
     };
     let (_, client) = kube(&cluster, true).await?;
-    let services = list_namespaced::<k8s_openapi::api::core::v1::Service>(&client).await?;
+    let services = list_typed::<k8s_openapi::api::core::v1::Service>(&client).await?;
     let endpoint_slices =
-        list_namespaced::<k8s_openapi::api::discovery::v1::EndpointSlice>(&client).await?;
+        list_typed::<k8s_openapi::api::discovery::v1::EndpointSlice>(&client).await?;
     let nodes = list_typed::<k8s_openapi::api::core::v1::Node>(&client).await?;
     let cilium_version = cilium_version(&cluster, &client).await.ok();
     let mut unreachable: Option<String> = None;
@@ -764,17 +742,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let agent = if dry_run && !cluster.config.exists() {
                 None
             } else {
-                let config = crate::config::Config::load(
-                    &cluster.config,
-                    Some(cluster_name.clone()),
-                    Vec::new(),
-                )
-                .map_err(|e| (64, e.to_string()))?;
-                let http = crate::push::client(&config.tls).map_err(|e| (64, e.to_string()))?;
-                Some(crate::agent::HttpAgent {
-                    client: http,
-                    base: config.agents[0].clone(),
-                })
+                Some(agent_client(&cluster, &cluster_name)?)
             };
             let (kube, client) = kube(&cluster, dry_run).await?;
             let version = cilium_version(&cluster, &client).await?;
@@ -807,17 +775,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let (s, cluster_name) = load_site(&site)?;
             let (kube, client) = kube(&cluster, true).await?;
             let version = cilium_version(&cluster, &client).await.ok();
-            let list_err = |e: kube::Error| (69, format!("cannot list: {e}"));
-            let services = kube::Api::<k8s_openapi::api::core::v1::Service>::all(client.clone())
-                .list(&Default::default())
-                .await
-                .map_err(list_err)?
-                .items;
-            let nodes = kube::Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
-                .list(&Default::default())
-                .await
-                .map_err(list_err)?
-                .items;
+            let services = list_typed::<k8s_openapi::api::core::v1::Service>(&client).await?;
+            let nodes = list_typed::<k8s_openapi::api::core::v1::Node>(&client).await?;
             let mut cilium = Vec::new();
             for kind in [
                 "CiliumLoadBalancerIPPool",
