@@ -108,6 +108,7 @@ async fn run(tool: &str, args: &[&str], errors: &mut Vec<String>) -> Option<Stri
         tokio::process::Command::new(tool)
             .args(args)
             .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
             .output(),
     )
     .await;
@@ -137,14 +138,12 @@ async fn run(tool: &str, args: &[&str], errors: &mut Vec<String>) -> Option<Stri
 pub fn judge(rules: &Rules, flow: &Flow) -> Verdict {
     let v6 = flow.dst.is_ipv6();
     let mut unsure = None;
-    // iptables-nft keeps its rules in nftables tables too: judge them once, as iptables.
-    let mut iptables_nft_tables = Vec::new();
+    // iptables-nft keeps its rules in nftables tables too, so they are judged twice (as
+    // iptables and as nftables): the same rule gives the same verdict, and a table iptables-nft
+    // cannot show (a native `table ip nat`) is still judged.
     for (tool, text) in &rules.iptables {
         if tool.starts_with("ip6") != v6 {
             continue;
-        }
-        if text.contains("iptables-nft") || tool.contains("-nft-") {
-            iptables_nft_tables.push(if v6 { "ip6" } else { "ip" });
         }
         match iptables(tool, text, flow) {
             Verdict::Kept => {}
@@ -155,7 +154,7 @@ pub fn judge(rules: &Rules, flow: &Flow) -> Verdict {
         }
     }
     if let Some(nft_rules) = &rules.nft {
-        match nft(nft_rules, flow, &iptables_nft_tables) {
+        match nft(nft_rules, flow) {
             Verdict::Kept => {}
             t @ Verdict::Translated { .. } => return t,
             u @ Verdict::Unsure { .. } => {
@@ -196,8 +195,10 @@ impl Cond {
 /// A source network against a rule's network: all of it inside is a match, none of it is not;
 /// part of it counts as a match (some hosts of the LAN are translated).
 fn net_cond(rule: &IpNet, flow: &IpNet) -> Cond {
-    if rule.contains(flow) || flow.contains(rule) {
+    if rule.contains(flow) {
         Cond::Yes
+    } else if flow.contains(rule) {
+        Cond::Unknown(format!("{rule}, part of {flow}"))
     } else {
         Cond::No
     }
@@ -376,10 +377,45 @@ fn iptables(tool: &str, text: &str, flow: &Flow) -> Verdict {
     if !chains.contains_key("POSTROUTING") {
         return Verdict::Kept;
     }
-    let mut unsure = None;
-    match ipt_walk(tool, &chains, "POSTROUTING", flow, 0, &mut unsure) {
+    let mut ctx = Ctx::default();
+    match ipt_walk(tool, &chains, "POSTROUTING", flow, 0, &mut ctx) {
         Walk::Translated(rule) => Verdict::Translated { rule },
-        Walk::Return | Walk::Stop => unsure.unwrap_or(Verdict::Kept),
+        Walk::Return | Walk::Stop => ctx.unsure.unwrap_or(Verdict::Kept),
+    }
+}
+
+/// What a walk learnt besides its result: the first translation it could not be sure of, and
+/// why the rest of the walk is uncertain (a RETURN, ACCEPT or jump whose match bgplb cannot
+/// judge: the traffic may have left, or a subchain may have run).
+#[derive(Default)]
+struct Ctx {
+    unsure: Option<Verdict>,
+    tainted: Option<String>,
+}
+
+impl Ctx {
+    fn unsure(&mut self, rule: String, why: String) {
+        if self.unsure.is_none() {
+            self.unsure = Some(Verdict::Unsure { rule, why });
+        }
+    }
+
+    fn taint(&mut self, why: String) {
+        self.tainted.get_or_insert(why);
+    }
+
+    /// A translation that matches: certain, unless an earlier uncertain rule came first.
+    fn translated(&mut self, rule: String) -> Option<Walk> {
+        match self.tainted.clone() {
+            Some(why) => {
+                self.unsure(
+                    rule,
+                    format!("{why}, in an earlier rule that may take the traffic elsewhere"),
+                );
+                None
+            }
+            None => Some(Walk::Translated(rule)),
+        }
     }
 }
 
@@ -399,7 +435,7 @@ fn ipt_walk(
     chain: &str,
     flow: &Flow,
     depth: usize,
-    unsure: &mut Option<Verdict>,
+    ctx: &mut Ctx,
 ) -> Walk {
     if depth > MAX_DEPTH {
         return Walk::Return;
@@ -410,33 +446,36 @@ fn ipt_walk(
             continue;
         };
         let translating = matches!(target, "MASQUERADE" | "SNAT");
+        let describe = || format!("{tool}: {}", rule.line);
         match rule.cond {
             Cond::No => continue,
             Cond::Unknown(why) => {
-                if translating && unsure.is_none() {
-                    *unsure = Some(Verdict::Unsure {
-                        rule: format!("{tool}: {}", rule.line),
-                        why,
-                    });
-                }
                 // Judged as not matching: the walk goes on, the uncertainty is kept.
+                match target {
+                    _ if translating => ctx.unsure(describe(), why),
+                    t if chains.contains_key(t) => {
+                        ctx.taint(why);
+                        let _ = ipt_walk(tool, chains, t, flow, depth + 1, ctx);
+                    }
+                    "RETURN" | "ACCEPT" | "DROP" | "REJECT" => ctx.taint(why),
+                    _ => {}
+                }
                 continue;
             }
             Cond::Yes => {}
         }
         match target {
-            "MASQUERADE" | "SNAT" => {
-                return Walk::Translated(format!("{tool}: {}", rule.line));
-            }
+            "MASQUERADE" | "SNAT" => match ctx.translated(describe()) {
+                Some(w) => return w,
+                None => continue,
+            },
             "RETURN" => return Walk::Return,
             "ACCEPT" | "DROP" | "REJECT" => return Walk::Stop,
-            t if chains.contains_key(t) => {
-                match ipt_walk(tool, chains, t, flow, depth + 1, unsure) {
-                    Walk::Return if !rule.goto => continue,
-                    Walk::Return => return Walk::Return,
-                    w => return w,
-                }
-            }
+            t if chains.contains_key(t) => match ipt_walk(tool, chains, t, flow, depth + 1, ctx) {
+                Walk::Return if !rule.goto => continue,
+                Walk::Return => return Walk::Return,
+                w => return w,
+            },
             // LOG, MARK, ...: non-terminating.
             _ => continue,
         }
@@ -445,8 +484,8 @@ fn ipt_walk(
 }
 
 /// nftables: every base chain of type nat on the postrouting hook of the flow's family, by
-/// priority. Tables iptables-nft manages (`skip`: "ip"/"ip6" nat) were judged as iptables.
-fn nft(ruleset: &Value, flow: &Flow, skip: &[&str]) -> Verdict {
+/// priority.
+fn nft(ruleset: &Value, flow: &Flow) -> Verdict {
     let items: Vec<&Value> = ruleset["nftables"]
         .as_array()
         .into_iter()
@@ -458,7 +497,6 @@ fn nft(ruleset: &Value, flow: &Flow, skip: &[&str]) -> Verdict {
         "ip6" => flow.dst.is_ipv6(),
         _ => false,
     };
-    let skipped = |family: &str, table: &str| table == "nat" && skip.contains(&family);
     let mut bases: Vec<(i64, String, String, String)> = items
         .iter()
         .filter_map(|i| i.get("chain"))
@@ -466,7 +504,7 @@ fn nft(ruleset: &Value, flow: &Flow, skip: &[&str]) -> Verdict {
         .filter_map(|c| {
             let family = c["family"].as_str()?;
             let table = c["table"].as_str()?;
-            (family_ok(family) && !skipped(family, table)).then(|| {
+            family_ok(family).then(|| {
                 (
                     c["prio"].as_i64().unwrap_or(0),
                     family.to_string(),
@@ -477,14 +515,13 @@ fn nft(ruleset: &Value, flow: &Flow, skip: &[&str]) -> Verdict {
         })
         .collect();
     bases.sort();
-    let mut unsure = None;
+    let mut ctx = Ctx::default();
     for (_, family, table, chain) in &bases {
-        if let Walk::Translated(rule) = nft_walk(&items, family, table, chain, flow, 0, &mut unsure)
-        {
+        if let Walk::Translated(rule) = nft_walk(&items, family, table, chain, flow, 0, &mut ctx) {
             return Verdict::Translated { rule };
         }
     }
-    unsure.unwrap_or(Verdict::Kept)
+    ctx.unsure.unwrap_or(Verdict::Kept)
 }
 
 fn nft_walk(
@@ -494,7 +531,7 @@ fn nft_walk(
     chain: &str,
     flow: &Flow,
     depth: usize,
-    unsure: &mut Option<Verdict>,
+    ctx: &mut Ctx,
 ) -> Walk {
     if depth > MAX_DEPTH {
         return Walk::Return;
@@ -521,6 +558,9 @@ fn nft_walk(
             } else if let Some(g) = e.get("goto") {
                 action = Some(("goto", g["target"].as_str()));
             } else if e.get("counter").is_some() || e.get("log").is_some() {
+            } else if e.get("vmap").is_some() {
+                // A verdict map: it may jump, return or accept by a key bgplb does not judge.
+                ctx.taint("an nft verdict map (vmap)".into());
             } else if let Some((key, _)) = e.as_object().and_then(|o| o.iter().next()) {
                 if action.is_none() {
                     cond = cond.and(Cond::Unknown(format!("nft expression `{key}`")));
@@ -540,21 +580,26 @@ fn nft_walk(
         match cond {
             Cond::No => continue,
             Cond::Unknown(why) => {
-                if what == "translate" && unsure.is_none() {
-                    *unsure = Some(Verdict::Unsure {
-                        rule: describe(),
-                        why,
-                    });
+                match (what, target) {
+                    ("translate", _) => ctx.unsure(describe(), why),
+                    ("jump" | "goto", Some(t)) => {
+                        ctx.taint(why);
+                        let _ = nft_walk(items, family, table, t, flow, depth + 1, ctx);
+                    }
+                    _ => ctx.taint(why),
                 }
                 continue;
             }
             Cond::Yes => {}
         }
         match (what, target) {
-            ("translate", _) => return Walk::Translated(describe()),
+            ("translate", _) => match ctx.translated(describe()) {
+                Some(w) => return w,
+                None => continue,
+            },
             ("return", _) => return Walk::Return,
             ("stop", _) => return Walk::Stop,
-            (kind, Some(t)) => match nft_walk(items, family, table, t, flow, depth + 1, unsure) {
+            (kind, Some(t)) => match nft_walk(items, family, table, t, flow, depth + 1, ctx) {
                 Walk::Return if kind == "jump" => continue,
                 w => return w,
             },
@@ -573,6 +618,10 @@ fn nft_match(m: &Value, flow: &Flow) -> Cond {
     let c = if let Some(p) = left.get("payload") {
         let field = p["field"].as_str().unwrap_or("");
         let proto = p["protocol"].as_str().unwrap_or("");
+        // In an inet table, a match on the other family's header never holds, negated or not.
+        if (proto == "ip" && flow.dst.is_ipv6()) || (proto == "ip6" && flow.dst.is_ipv4()) {
+            return Cond::No;
+        }
         match (proto, field) {
             ("ip" | "ip6", "saddr") => nets(right).map_or_else(
                 || Cond::Unknown(format!("{proto} saddr {right}")),
@@ -655,15 +704,16 @@ fn nets(v: &Value) -> Option<Vec<IpNet>> {
     None
 }
 
+/// Names of an nft right-hand side; `None` (not judged) for a named set (`@lan_ifs`) or a set
+/// of something else than names.
 fn names(v: &Value) -> Option<Vec<String>> {
     if let Some(s) = v.as_str() {
-        return Some(vec![s.to_string()]);
+        return (!s.starts_with('@')).then(|| vec![s.to_string()]);
     }
-    v.get("set").and_then(Value::as_array).map(|s| {
-        s.iter()
-            .filter_map(|e| e.as_str().map(String::from))
-            .collect()
-    })
+    let set = v.get("set").and_then(Value::as_array)?;
+    set.iter()
+        .map(|e| e.as_str().filter(|s| !s.starts_with('@')).map(String::from))
+        .collect()
 }
 
 /// A short text of a rule's expressions, for the message.
@@ -723,12 +773,15 @@ pub fn flows(
             .iter()
             .find(|a| a.net.contains(&ip) && a.net.prefix_len() < a.net.max_prefix_len())
     };
-    // The interface of the default route's gateway: the WAN.
+    // The interface of a default route's gateway, in any table (UniFi OS keeps them in tables of
+    // their own, e.g. 201.eth8): the WAN. A link-local next hop (IPv6) names no interface by its
+    // address, so it is left out rather than guessed.
     let wan: Vec<u32> = state
         .routes
         .iter()
-        .filter(|r| r.dst.prefix_len() == 0 && r.table == 254)
+        .filter(|r| r.dst.prefix_len() == 0)
         .flat_map(|r| r.nexthops.iter())
+        .filter(|g| !matches!(g, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80))
         .filter_map(|g| on_link(*g).map(|a| a.index))
         .collect();
     let segment: Vec<IpNet> = [site.segment.ipv4, site.segment.ipv6]
@@ -805,7 +858,7 @@ pub fn check(flows: &[(String, Flow)], rules: &Rules, segment: &[IpNet]) -> crat
         return Check::new(
             "nat",
             true,
-            vec!["no LAN besides the node network and the segment: nothing to masquerade".into()],
+            vec!["no LAN besides the node network and the segment, or no node on a link of the gateway yet: nothing judged".into()],
         );
     }
     let mut translated = Vec::new();
@@ -826,15 +879,29 @@ pub fn check(flows: &[(String, Flow)], rules: &Rules, segment: &[IpNet]) -> crat
         }
     }
     if !translated.is_empty() {
+        // The exemption in the language of the rule that masquerades.
+        let native = translated
+            .iter()
+            .any(|t| t.contains("masqueraded by `nft: "));
+        let legacy = translated
+            .iter()
+            .any(|t| t.contains("tables-legacy-save: "));
         let exempt = segment
             .iter()
             .map(|n| {
-                let tool = if n.addr().is_ipv4() {
-                    "iptables"
+                let v4 = n.addr().is_ipv4();
+                if native {
+                    let field = if v4 { "ip daddr" } else { "ip6 daddr" };
+                    format!("`nft insert rule FAMILY TABLE CHAIN {field} {n} return` (the table and chain named above)")
                 } else {
-                    "ip6tables"
-                };
-                format!("`{tool} -t nat -I POSTROUTING -d {n} -j RETURN`")
+                    let tool = match (v4, legacy) {
+                        (true, false) => "iptables",
+                        (false, false) => "ip6tables",
+                        (true, true) => "iptables-legacy",
+                        (false, true) => "ip6tables-legacy",
+                    };
+                    format!("`{tool} -t nat -I POSTROUTING -d {n} -j RETURN`")
+                }
             })
             .collect::<Vec<_>>()
             .join(" and ");
@@ -844,8 +911,16 @@ pub fn check(flows: &[(String, Flow)], rules: &Rules, segment: &[IpNet]) -> crat
         details.extend(unsure);
         return Check::new("nat", false, details);
     }
-    if !unsure.is_empty() {
-        return Check::warn("nat", unsure);
+    // What could not be read may hold a masquerade: say so.
+    let unread: Vec<String> = rules
+        .errors
+        .iter()
+        .map(|e| format!("not read: {e}"))
+        .collect();
+    if !unsure.is_empty() || !unread.is_empty() {
+        let mut details = unsure;
+        details.extend(unread);
+        return Check::warn("nat", details);
     }
     let mut lans: Vec<String> = flows.iter().map(|(_, f)| f.src.to_string()).collect();
     lans.sort();
@@ -925,6 +1000,53 @@ mod tests {
     }
 
     #[test]
+    fn an_uncertain_return_or_jump_makes_what_follows_uncertain() {
+        // kube-proxy's shape: unmarked traffic returns, marked traffic is masqueraded.
+        let v = ipt("*nat\n:POSTROUTING ACCEPT [0:0]\n:KUBE-POSTROUTING - [0:0]\n-A POSTROUTING -j KUBE-POSTROUTING\n-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n-A KUBE-POSTROUTING -j MASQUERADE --random-fully\nCOMMIT\n");
+        assert!(
+            matches!(&v, Verdict::Unsure { why, .. } if why.contains("--mark")),
+            "{v:?}"
+        );
+        // A masquerade in a chain only some traffic jumps to is not a pass.
+        let v = ipt("*nat\n:POSTROUTING ACCEPT [0:0]\n:LAN_MASQ - [0:0]\n-A POSTROUTING -m mark --mark 0x1/0x1 -j LAN_MASQ\n-A LAN_MASQ -j MASQUERADE\nCOMMIT\n");
+        assert!(matches!(&v, Verdict::Unsure { .. }), "{v:?}");
+        // Part of the LAN is not all of it.
+        let v = ipt("*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING ! -s 192.168.1.128/25 -o br51 -j MASQUERADE\nCOMMIT\n");
+        assert!(matches!(&v, Verdict::Unsure { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn nft_named_sets_and_the_other_family_are_judged_right() {
+        let rule = |exprs: serde_json::Value| {
+            serde_json::json!({"nftables": [
+                {"chain": {"family": "inet", "table": "t", "name": "post", "type": "nat", "hook": "postrouting", "prio": 100}},
+                {"rule": {"family": "inet", "table": "t", "chain": "post", "handle": 1, "expr": exprs}}
+            ]})
+        };
+        let judge_nft = |ruleset| {
+            judge(
+                &Rules {
+                    nft: Some(ruleset),
+                    ..Rules::default()
+                },
+                &flow(),
+            )
+        };
+        // oifname @lan_ifs: a named set bgplb cannot see.
+        let v = judge_nft(rule(serde_json::json!([
+            {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "@lan_ifs"}},
+            {"masquerade": null}
+        ])));
+        assert!(matches!(v, Verdict::Unsure { .. }), "{v:?}");
+        // ip6 daddr != X on an IPv4 flow never matches.
+        let v = judge_nft(rule(serde_json::json!([
+            {"match": {"op": "!=", "left": {"payload": {"protocol": "ip6", "field": "daddr"}}, "right": "fd00::1"}},
+            {"masquerade": null}
+        ])));
+        assert_eq!(v, Verdict::Kept);
+    }
+
+    #[test]
     fn nft_rules_are_walked_by_priority() {
         let ruleset = serde_json::json!({"nftables": [
             {"table": {"family": "inet", "name": "lab"}},
@@ -947,7 +1069,7 @@ mod tests {
             matches!(&v, Verdict::Translated { rule } if rule.contains("inet lab chain post") && rule.contains("ip saddr 192.168.0.0/16 oifname br51 masquerade")),
             "{v:?}"
         );
-        // The same table, were it iptables-nft's nat table, is left to the iptables reading.
+        // Another interface: not this rule.
         let mut other = flow();
         other.out_if = "eth8".into();
         assert_eq!(

@@ -31,6 +31,42 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+/// FRR lines that carry a secret after their keyword (other daemons' and the operator's own
+/// configuration, e.g. from UniFi's upload): everything after the keyword is replaced.
+const FRR_SECRET_LINES: [&str; 9] = [
+    "password ",
+    "enable password ",
+    "isis password ",
+    "area-password ",
+    "domain-password ",
+    "ip ospf authentication-key ",
+    "ip ospf message-digest-key ",
+    "ipv6 ospf6 authentication ",
+    "key-string ",
+];
+
+/// `text` with the secret of every FRR line in [`FRR_SECRET_LINES`] replaced (`no ` forms too).
+pub fn redact_frr_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let bare = body.strip_prefix("no ").unwrap_or(body);
+        match FRR_SECRET_LINES.iter().find(|k| bare.starts_with(*k)) {
+            Some(k) if bare.len() > k.len() => {
+                out.push_str(indent);
+                out.push_str(&body[..body.len() - bare.len() + k.len()]);
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// What replaces a PEM private key block.
 pub const REDACTED_KEY: &str = "<redacted private key>";
 
@@ -137,7 +173,7 @@ impl Scrubber {
     /// `text` with private keys, FRR passwords and every secret replaced. Keys go first: a
     /// secret that happens to be part of a marker must not hide the block from the key rule.
     pub fn scrub(&self, text: &str) -> String {
-        let mut text = redact(&redact_private_keys(text));
+        let mut text = redact_frr_secrets(&redact(&redact_private_keys(text)));
         for s in &self.secrets {
             if text.contains(s.as_str()) {
                 text = text.replace(s.as_str(), REDACTED);
@@ -150,6 +186,23 @@ impl Scrubber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_frr_secrets_are_redacted() {
+        let conf = "password zebra\nenable password s3cr3t\ninterface br0\n ip ospf message-digest-key 1 md5 OSPFKEY\n ip ospf authentication-key AUTHKEY\nkey chain k\n key 1\n  key-string CHAINKEY\nrouter isis x\n area-password md5 ISISKEY\n";
+        let out = redact_frr_secrets(conf);
+        for secret in [
+            "zebra", "s3cr3t", "OSPFKEY", "AUTHKEY", "CHAINKEY", "ISISKEY",
+        ] {
+            assert!(!out.contains(secret), "{secret} left in:\n{out}");
+        }
+        assert!(
+            out.contains(" ip ospf message-digest-key <redacted>"),
+            "{out}"
+        );
+        assert!(out.contains("  key-string <redacted>"), "{out}");
+        assert!(out.contains("interface br0\n"), "{out}");
+    }
 
     const RSA: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----\n";
     const EC: &str = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49\nAwEHoUQDQgAEPR3tU2Fta9ktY+6P9G0cWO+0kETA6SFs38GecTyudlHz6xvCdz8q\n-----END EC PRIVATE KEY-----\n";

@@ -939,6 +939,8 @@ pub async fn write(contents: &Contents, target: &Target) -> Result<(), Error> {
             .arg("-")
             .arg("-C")
             .arg(&staging.0)
+            // The bundle's name may start with `-`.
+            .arg("--")
             .arg(&target.top)
             .stdin(Stdio::null())
             .stdout(Stdio::from(file.try_clone()?))

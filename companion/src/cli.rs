@@ -590,6 +590,17 @@ async fn test_connectivity(
             format!("the agent is not reachable, so the gateway's side was not tested: {e}"),
         ));
     }
+    // Targets, but not one verdict (time ran out, the agent refused every probe): not a pass.
+    let tested = report.results.iter().any(|r| {
+        [&r.here, &r.gateway].into_iter().any(|o| {
+            o.as_ref()
+                .is_some_and(|o| !matches!(o, connectivity::Outcome::NotTested { .. }))
+        })
+    });
+    if !report.results.is_empty() && !tested {
+        eprintln!("nothing was tested: no target got an answer or an error from either side");
+        return Ok(ExitCode::from(1));
+    }
     Ok(if report.ok {
         ExitCode::SUCCESS
     } else {
@@ -839,8 +850,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 Some(server) => {
                     let resolver = crate::dns::Resolver::new(server);
                     let names = crate::validate::dns_names(&services);
-                    let answers =
-                        futures::future::join_all(names.iter().map(|n| resolver.lookup(n))).await;
+                    let answers = {
+                        use futures::StreamExt;
+                        // At most 16 names at once: a home resolver's forwarding limit
+                        // (dnsmasq's dns-forward-max is 150) must not turn into timeouts.
+                        futures::stream::iter(names.iter().map(|n| resolver.lookup(n)))
+                            .buffered(16)
+                            .collect::<Vec<_>>()
+                            .await
+                    };
                     let backup = match crate::migrate::read_backup(&kube).await {
                         Ok(b) => b,
                         Err(e) => {

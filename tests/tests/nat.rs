@@ -195,6 +195,37 @@ fn validate_says_what_the_kernel_does_to_the_clients_address() {
     );
     nft(&["delete", "table", "inet", "labnat"]);
 
+    // A native chain in iptables-nft's own `table ip nat` (iptables-nft-save cannot show it):
+    // still judged, as nftables.
+    nft(&[
+        "add",
+        "chain",
+        "ip",
+        "nat",
+        "mypost",
+        "{ type nat hook postrouting priority 110; }",
+    ]);
+    nft(&[
+        "add",
+        "rule",
+        "ip",
+        "nat",
+        "mypost",
+        "oifname",
+        &node_if,
+        "masquerade",
+    ]);
+    assert_eq!(lab.tcp_from_client(VIP, PORT).unwrap(), "172.29.51.1");
+    let (code, check) = nat_check(&lab);
+    let text = details(&check);
+    assert_eq!(code, 1, "{check}");
+    assert!(text.contains("nft: table ip nat chain mypost"), "{text}");
+    assert!(
+        text.contains("nft insert rule"),
+        "the fix in nft's words: {text}"
+    );
+    nft(&["delete", "chain", "ip", "nat", "mypost"]);
+
     // A match bgplb cannot judge: a warning naming the rule, not a pass. (The kernel does not
     // masquerade here: nothing sets the mark.)
     iptables(&[
