@@ -332,8 +332,23 @@ impl Store {
         let conn = Connection::open(path).map_err(damaged)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(damaged)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(damaged)?;
+        // Switching a new file to WAL takes an exclusive lock that SQLite does not wait for
+        // with the busy timeout: another process opening it at the same moment gets "database
+        // is locked" at once. Bounded retries (5 s).
+        let mut tries = 0;
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(damaged(e)),
+            }
+        }
         let quick: String = conn
             .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
             .map_err(damaged)?;
@@ -355,13 +370,36 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        conn.execute_batch(SCHEMA).map_err(err)?;
-        let has_repeats: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'repeats'")
-            .and_then(|mut st| st.exists([]))
-            .map_err(err)?;
-        if !has_repeats {
-            conn.execute_batch(MIGRATE_TO_2).map_err(err)?;
+        if version == SCHEMA_VERSION {
+            // Tables added within this version (CREATE IF NOT EXISTS: writes nothing when
+            // they are there).
+            conn.execute_batch(SCHEMA).map_err(err)?;
+        } else {
+            // A new or older database. Two processes may open it at once (the daemon just
+            // started by `install`, a CLI command right after): the schema and its migration
+            // run under the write lock and are judged again there.
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+            let migrated = (|| -> rusqlite::Result<()> {
+                let now: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                conn.execute_batch(SCHEMA)?;
+                let has_repeats = conn
+                    .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'repeats'")?
+                    .exists([])?;
+                if !has_repeats {
+                    conn.execute_batch(MIGRATE_TO_2)?;
+                }
+                if now != SCHEMA_VERSION {
+                    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                }
+                Ok(())
+            })();
+            match migrated {
+                Ok(()) => conn.execute_batch("COMMIT").map_err(err)?,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(err(e));
+                }
+            }
         }
         // Generations hold the BGP password: the database is the owner's only.
         for suffix in ["", "-wal", "-shm"] {
@@ -369,12 +407,8 @@ impl Store {
             p.push(suffix);
             crate::files::private_file(Path::new(&p))?;
         }
-        // Written only when it changes: opening a sound database writes nothing, so `status`
-        // and `history` work on a full or read-only file system.
-        if version != SCHEMA_VERSION {
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(err)?;
-        }
+        // user_version is written only when it changes (above): opening a sound database writes
+        // nothing, so `status` and `history` work on a full or read-only file system.
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -845,6 +879,31 @@ pub fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The daemon and a CLI command opening a new database at the same moment: both succeed
+    /// (before, the second one's migration failed with "duplicate column name: repeats").
+    #[test]
+    fn two_processes_opening_a_new_database_at_once_both_succeed() {
+        for round in 0..30 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.db");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Store::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            }
+        }
+    }
 
     fn attempt<'a>(config: &'a str, outcome: Outcome) -> NewGeneration<'a> {
         NewGeneration {
