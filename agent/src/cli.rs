@@ -705,12 +705,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                     table.load_style(comfy_table::presets::NOTHING);
                     table.set_header(["TIME", "EVENT", "MESSAGE"]);
                     for e in events {
-                        let message = match (e.repeats, &e.last_at) {
-                            (n, Some(last)) if n > 1 => {
-                                format!("{} (×{n}, last {last})", e.message)
-                            }
-                            _ => e.message,
-                        };
+                        let message = e.display_message();
                         table.add_row([e.at, e.kind, message]);
                     }
                     println!("{table}");

@@ -404,20 +404,13 @@ pub fn html(p: &Page, refresh: Option<u32>) -> String {
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&e.at),
                 esc(&e.kind),
-                esc(&event_message(e))
+                esc(&e.display_message())
             );
         }
         o.push_str("</table>\n");
     }
     o.push_str("</body></html>\n");
     o
-}
-
-fn event_message(e: &Event) -> String {
-    match (e.repeats, &e.last_at) {
-        (n, Some(last)) if n > 1 => format!("{} (×{n}, last {last})", e.message),
-        _ => e.message.clone(),
-    }
 }
 
 /// A horizontal bar of `parts` (value, colour) with `label` beside it, as inline SVG.
@@ -601,7 +594,7 @@ pub fn markdown(p: &Page) -> String {
                 "| {} | {} | {} |",
                 e.at,
                 md(&e.kind),
-                md(&event_message(e))
+                md(&e.display_message())
             );
         }
         o.push('\n');

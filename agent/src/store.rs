@@ -130,6 +130,16 @@ pub struct Event {
     pub last_at: Option<String>,
 }
 
+impl Event {
+    /// The message as people read it: a repeated event with its count and last time.
+    pub fn display_message(&self) -> String {
+        match (self.repeats, &self.last_at) {
+            (n, Some(last)) if n > 1 => format!("{} (×{n}, last {last})", self.message),
+            _ => self.message.clone(),
+        }
+    }
+}
+
 /// Whether FRR's configuration file has what FRR runs (the last `write memory`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SaveState {
