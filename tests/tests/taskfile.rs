@@ -44,7 +44,14 @@ fn task_bin() -> PathBuf {
 
 fn task(args: &[&str], envs: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(task_bin());
-    cmd.arg("--dir").arg(repo()).args(args);
+    // Plain text whatever the caller's environment asks for (a CI runner may force colour).
+    cmd.env("NO_COLOR", "1")
+        .env_remove("FORCE_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .arg("--color=false")
+        .arg("--dir")
+        .arg(repo())
+        .args(args);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -52,18 +59,36 @@ fn task(args: &[&str], envs: &[(&str, &Path)]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
+    strip_ansi(&format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
-    )
+    ))
+}
+
+/// `s` without ANSI SGR sequences (`ESC [ ... m`), should a colour still get through.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[test]
 fn task_list_shows_every_task_with_a_description() {
     let out = task(&["--list"], &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let list = String::from_utf8_lossy(&out.stdout);
+    let list = strip_ansi(&String::from_utf8_lossy(&out.stdout));
     let mut names = Vec::new();
     for line in list.lines().filter(|l| l.starts_with("* ")) {
         let (name, desc) = line[2..].split_once(':').map_or(("", ""), |(a, b)| (a, b));
@@ -108,8 +133,25 @@ fn task_list_shows_every_task_with_a_description() {
         &[],
     );
     assert!(
+        text(&dry).contains(
+            "scp -q root@gw:/tmp/bgplb-report.html root@gw:/tmp/bgplb-report.md /tmp/r/ \
+             && ssh root@gw rm -f /tmp/bgplb-report.html /tmp/bgplb-report.md"
+        ),
+        "{}",
         text(&dry)
-            .contains("scp -q root@gw:/tmp/bgplb-report.html root@gw:/tmp/bgplb-report.md /tmp/r/"),
+    );
+    // A site file path with a space survives both shells, this one and the gateway's.
+    let dry = task(
+        &[
+            "--dry",
+            "bgp-loadbalancer:status",
+            "GATEWAY=root@gw",
+            "GATEWAY_SITE=/data/my site.toml",
+        ],
+        &[],
+    );
+    assert!(
+        text(&dry).contains(r#"--config "'/data/my site.toml'" status"#),
         "{}",
         text(&dry)
     );
@@ -186,11 +228,19 @@ fn every_task_runs_against_the_lab() {
     sim.spawn_in_namespace(&lab.nodes[0].ns, "127.0.0.1:6443".parse().unwrap());
     lab.start_companion(0, 5);
     let dir = lab.dir.path().to_path_buf();
-    let site = dir.join("site.toml");
-    let companion_config = dir.join("companion.toml");
+    // Paths with spaces, as a home directory may have: the Taskfile quotes what it passes on.
+    let spaced = dir.join("my lab");
+    std::fs::create_dir(&spaced).unwrap();
+    let site = spaced.join("site file.toml");
+    std::fs::copy(dir.join("site.toml"), &site).unwrap();
+    let companion_config = spaced.join("companion config.toml");
+    std::fs::copy(dir.join("companion.toml"), &companion_config).unwrap();
     let kc = dir.join("kubeconfig");
     std::fs::write(&kc, kubeconfig("http://127.0.0.1:6443")).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let out = tempfile::Builder::new()
+        .prefix("bgplb task out ")
+        .tempdir()
+        .unwrap();
     let agent_bin = format!(
         "ip netns exec {} {}",
         lab.gw,
