@@ -314,6 +314,24 @@ fn tempdir_for_script(layout: &crate::install::Layout) -> Result<PathBuf, Error>
 }
 
 async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
+    if let Command::Troubleshoot { out, logs, json } = &cli.command {
+        // A site file that does not validate is when help is needed most: the bundle is made
+        // with what could be read of it, and says what is wrong.
+        let (site, refused) = match bgplb_site::load_keeping(&cli.config) {
+            Ok(site) => (site, None),
+            Err((e, Some(site))) => (*site, Some(e)),
+            Err((e, None)) => return Err(e.into()),
+        };
+        let vtysh = Vtysh::new(&site.agent.frr);
+        let inputs = TroubleshootArgs {
+            config: &cli.config,
+            refused: refused.as_ref(),
+            out: out.as_deref(),
+            logs,
+            json: *json,
+        };
+        return troubleshoot(&site, &vtysh, &inputs).await;
+    }
     let site = bgplb_site::load(&cli.config)?;
     let settings = &site.agent;
     let vtysh = Vtysh::new(&settings.frr);
@@ -614,9 +632,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Troubleshoot { out, logs, json } => {
-            return troubleshoot(&site, &cli.config, &vtysh, out.as_deref(), logs, *json).await;
-        }
+        Command::Troubleshoot { .. } => unreachable!("handled before the site is loaded"),
         Command::Status { json } => {
             let s = full_status(&site, &vtysh).await?;
             if *json {
@@ -1005,21 +1021,29 @@ async fn troubleshoot_checks(
     }
 }
 
+/// What `troubleshoot` was asked for.
+struct TroubleshootArgs<'a> {
+    config: &'a std::path::Path,
+    /// Why the site file was refused, when it was: the checks run with what could be read.
+    refused: Option<&'a bgplb_site::LoadError>,
+    out: Option<&'a std::path::Path>,
+    logs: &'a [PathBuf],
+    json: bool,
+}
+
 /// `troubleshoot`: the checks, the bundle, a summary. Bad `--log` files (64) and an unwritable
 /// destination or a missing `tar` (74) fail before anything runs.
 async fn troubleshoot(
     site: &bgplb_site::Site,
-    config: &std::path::Path,
     vtysh: &Vtysh,
-    out: Option<&std::path::Path>,
-    logs: &[PathBuf],
-    json: bool,
+    args: &TroubleshootArgs<'_>,
 ) -> Result<ExitCode, Error> {
     use crate::troubleshoot as ts;
+    let (config, json) = (args.config, args.json);
     let at = time::OffsetDateTime::now_utc();
-    let target = ts::Target::new(&site.gateway.name, out, at)?;
+    let target = ts::Target::new(&site.gateway.name, args.out, at)?;
     let secrets = ts::Secrets::read(site);
-    let logs = ts::check_logs(&secrets, logs)?;
+    let logs = ts::check_logs(&secrets, args.logs)?;
     for l in &logs {
         if let ts::LogSource::Refused(path, what) = l {
             eprintln!(
@@ -1028,7 +1052,26 @@ async fn troubleshoot(
             );
         }
     }
-    let (status, validation) = troubleshoot_checks(site, vtysh).await;
+    if let Some(e) = args.refused {
+        eprintln!(
+            "warning: {}
+the checks run with what could be read of it",
+            redact(&e.to_string())
+        );
+    }
+    let (status, mut validation) = troubleshoot_checks(site, vtysh).await;
+    if let Some(e) = args.refused {
+        let details = match e {
+            bgplb_site::LoadError::Invalid { problems, .. } => {
+                problems.iter().map(|p| p.to_string()).collect()
+            }
+            other => vec![other.to_string()],
+        };
+        validation
+            .checks
+            .insert(0, netcheck::Check::new("site-file", false, details));
+        validation.ok = false;
+    }
     let contents = ts::gather(&ts::Inputs {
         site,
         config,

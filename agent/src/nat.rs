@@ -761,11 +761,13 @@ fn nft_text(exprs: &[&Value]) -> String {
 
 /// The flows to judge: from every LAN of the gateway (an interface address that is not the
 /// node network, the segment, loopback, link-local or the way out to the internet) to the first
-/// address of every pool block, leaving on the interface that reaches the nodes.
+/// address of every pool block, leaving on the interface that reaches the nodes that may
+/// announce it: the pool's own cluster's (`nodes` holds each node address with its cluster), or
+/// any cluster's for a pool every cluster may use.
 pub fn flows(
     site: &bgplb_site::Site,
     state: &crate::kstate::KernelState,
-    nodes: &[IpAddr],
+    nodes: &[(&str, IpAddr)],
 ) -> Vec<(String, Flow)> {
     let on_link = |ip: IpAddr| {
         state
@@ -797,8 +799,9 @@ pub fn flows(
             let dst = range.start;
             let Some(node_if) = nodes
                 .iter()
-                .filter(|n| n.is_ipv4() == dst.is_ipv4())
-                .find_map(|n| on_link(*n))
+                .filter(|(c, _)| pool.cluster.as_deref().is_none_or(|p| p == *c))
+                .filter(|(_, n)| n.is_ipv4() == dst.is_ipv4())
+                .find_map(|(_, n)| on_link(*n))
             else {
                 continue;
             };
@@ -957,6 +960,54 @@ mod tests {
             },
             &flow(),
         )
+    }
+
+    /// A pool of one cluster is judged on the way to that cluster's nodes, not another's.
+    #[test]
+    fn a_pool_flows_towards_its_own_clusters_nodes() {
+        use crate::kstate::{Address, KernelState, Link};
+        let mut site = bgplb_site::parse(include_str!("../../config/site.toml")).unwrap();
+        let mut lab = site.clusters[0].clone();
+        lab.name = "lab".into();
+        site.clusters.push(lab);
+        site.pools.truncate(1);
+        site.pools[0].cluster = Some("lab".into());
+        let link = |index: u32, name: &str| Link {
+            index,
+            name: name.into(),
+            alias: None,
+            up: true,
+            vlan: None,
+            kind: None,
+        };
+        let state = KernelState {
+            links: vec![link(2, "br0"), link(3, "br51"), link(4, "br60")],
+            addresses: [
+                (2, "192.168.1.1/24"),
+                (3, "172.29.51.1/24"),
+                (4, "10.60.0.1/24"),
+            ]
+            .into_iter()
+            .map(|(index, net)| Address {
+                index,
+                net: net.parse().unwrap(),
+            })
+            .collect(),
+            routes: Vec::new(),
+            neighbours: Vec::new(),
+        };
+        let nodes = [
+            ("home", "172.29.51.11".parse().unwrap()),
+            ("lab", "10.60.0.11".parse().unwrap()),
+        ];
+        let got = flows(&site, &state, &nodes);
+        assert!(!got.is_empty());
+        assert!(got.iter().all(|(_, f)| f.out_if == "br60"), "{got:?}");
+        // A pool every cluster may use: the first node on a link.
+        site.pools[0].cluster = None;
+        let got = flows(&site, &state, &nodes);
+        assert!(!got.is_empty());
+        assert!(got.iter().all(|(_, f)| f.out_if == "br51"), "{got:?}");
     }
 
     #[test]

@@ -416,21 +416,22 @@ pub async fn validate(
         },
     ));
 
-    let mut nodes: Vec<IpAddr> = site
+    // Each node address with its cluster: a pool's traffic leaves towards its own cluster.
+    let mut nodes: Vec<(&str, IpAddr)> = site
         .clusters
         .iter()
-        .flat_map(|c| c.nodes.iter())
-        .flat_map(|n| [n.ipv4, n.ipv6])
+        .flat_map(|c| c.nodes.iter().map(move |n| (c.name.as_str(), n)))
+        .flat_map(|(c, n)| [n.ipv4, n.ipv6].map(|a| a.map(|a| (c, a))))
         .flatten()
         .collect();
-    nodes.extend(
-        reports
+    nodes.extend(reports.iter().flat_map(|r| {
+        r.nodes
             .iter()
-            .flat_map(|r| r.nodes.iter())
             .flat_map(|n| [n.ipv4.as_deref(), n.ipv6.as_deref()])
             .flatten()
-            .filter_map(|a| a.parse::<IpAddr>().ok()),
-    );
+            .filter_map(|a| a.parse::<IpAddr>().ok())
+            .map(|a| (r.cluster.as_str(), a))
+    }));
     let segment_nets: Vec<ipnet::IpNet> = [site.segment.ipv4, site.segment.ipv6]
         .into_iter()
         .flatten()

@@ -907,10 +907,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             }
         }
         Command::Rollback { cluster } => {
-            let (kube, _) = kube(&cluster, false).await?;
-            let n = crate::migrate::rollback(&kube, &cluster.cilium_location().namespace)
-                .await
-                .map_err(|e| (1, e.to_string()))?;
+            let (kube, client) = kube(&cluster, false).await?;
+            // Only for the `helm upgrade` line it may print: a rollback does not need it.
+            let version = cilium_version(&cluster, &client).await.ok();
+            let n = crate::migrate::rollback(
+                &kube,
+                &cluster.cilium_location().namespace,
+                version.as_deref(),
+            )
+            .await
+            .map_err(|e| (1, e.to_string()))?;
             println!("rollback done: {n} object(s) restored or removed");
         }
     }

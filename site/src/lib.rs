@@ -162,17 +162,29 @@ fn remove_in(value: &mut toml::Value, path: &[String]) -> bool {
 /// problem is reported at once: keys that do not fit the shape, then what validation finds in
 /// the rest (a file with shape problems is validated without those keys).
 pub fn load(path: &Path) -> Result<Site, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
+    load_keeping(path).map_err(|(e, _)| e)
+}
+
+/// [`load`], but a refused file also comes back as far as it could be read (keys that do not
+/// fit taken out, so they have their defaults): `troubleshoot` gathers its bundle with it, since
+/// a wrong site file is when help is needed. `None` with a file that cannot be read or parsed,
+/// or that lacks a required key.
+pub fn load_keeping(path: &Path) -> Result<Site, (LoadError, Option<Box<Site>>)> {
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        let e = LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        (e, None)
     })?;
     let (site, mut problems) = match parse_lenient(&text) {
         Ok(parsed) => parsed,
         Err(ParseFailure::Syntax(message)) => {
-            return Err(LoadError::Parse {
+            let e = LoadError::Parse {
                 path: path.to_path_buf(),
                 message,
-            })
+            };
+            return Err((e, None));
         }
         Err(ParseFailure::Problems(p)) => (None, p),
     };
@@ -182,13 +194,16 @@ pub fn load(path: &Path) -> Result<Site, LoadError> {
             problems.push(p);
         }
     }
-    match site {
-        Some(site) if problems.is_empty() => Ok(site),
-        _ => Err(LoadError::Invalid {
-            path: path.to_path_buf(),
-            problems,
-        }),
+    if problems.is_empty() {
+        if let Some(site) = site {
+            return Ok(site);
+        }
     }
+    let e = LoadError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
+    Err((e, site.map(Box::new)))
 }
 
 /// The BGP password from `bgp.password_file`, trimmed; `None` when no file is configured.

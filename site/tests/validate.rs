@@ -1,6 +1,6 @@
 //! The reference site is valid; every kind of bad site file is refused with its key path.
 
-use bgplb_site::{load, parse, LoadError};
+use bgplb_site::{load, load_keeping, parse, LoadError};
 
 const REFERENCE: &str = include_str!("../../config/site.toml");
 
@@ -249,6 +249,29 @@ fn every_problem_is_reported_at_once() {
         got.iter().any(|g| g.ends_with(": required, but missing")),
         "{got:#?}"
     );
+
+    // What a refused file still says, for `troubleshoot`: the shape problems taken out, the
+    // rest as written; nothing without the required keys.
+    std::fs::write(
+        &file,
+        edit("asn = 64512\n", "asn = 64512\ncolour = \"red\"\n").replacen(
+            "vlan = 52",
+            "vlan = 5200",
+            1,
+        ),
+    )
+    .unwrap();
+    let Err((LoadError::Invalid { problems, .. }, Some(kept))) = load_keeping(&file) else {
+        panic!("accepted, or nothing kept");
+    };
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert_eq!(kept.segment.vlan, 5200);
+    assert_eq!(kept.gateway.asn, 64512);
+    std::fs::write(&file, "[gateway]\nasn = 64512\n").unwrap();
+    assert!(matches!(
+        load_keeping(&file),
+        Err((LoadError::Invalid { .. }, None))
+    ));
 
     // TOML that does not parse keeps its line and column.
     std::fs::write(&file, "[gateway\nasn = 1\n").unwrap();

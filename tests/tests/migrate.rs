@@ -341,7 +341,7 @@ fn a_failure_in_each_phase_can_be_rolled_back_exactly() {
             migrate::migrate(&k, &*agent, &options(false, &dir))
                 .await
                 .expect_err("must fail");
-            match migrate::rollback(&k, "kube-system").await {
+            match migrate::rollback(&k, "kube-system", None).await {
                 Ok(_) => {}
                 // Failing before the backup exists leaves nothing to undo.
                 Err(migrate::MigrateError::NoBackup(_)) if phase == "preflight" => {}
@@ -365,7 +365,7 @@ fn a_completed_migration_rolls_back_to_the_l2_setup() {
             .await
             .expect("migration");
         assert_ne!(touched(&sim), before);
-        let n = migrate::rollback(&k, "kube-system")
+        let n = migrate::rollback(&k, "kube-system", None)
             .await
             .expect("rollback");
         assert!(n >= 8, "{n}");

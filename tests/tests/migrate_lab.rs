@@ -213,7 +213,7 @@ fn the_migration_moves_real_traffic_through_the_real_agent_and_back() {
     let followed = follow_all(&lab, &sim);
     let started = Instant::now();
     let back = block_on_in(&lab.nodes[0].ns.clone(), || async move {
-        migrate::rollback(&dynkube().await, "kube-system").await
+        migrate::rollback(&dynkube().await, "kube-system", None).await
     })
     .expect("rollback");
     let took = started.elapsed();

@@ -241,7 +241,7 @@ fn migration_accesses(stale: bool) -> Vec<Access> {
             "validate: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        migrate::rollback(&dynkube(false).await, "kube-system")
+        migrate::rollback(&dynkube(false).await, "kube-system", None)
             .await
             .expect("rollback");
     });

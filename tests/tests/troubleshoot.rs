@@ -447,4 +447,51 @@ fn with_frr_stopped_the_bundle_is_still_written_and_says_why() {
     let current = read(&top, "generation-current.conf");
     assert!(current.contains("password <redacted>"), "{current}");
     assert_no_secret(&top, &[PASSWORD, "PRIVATE KEY-----"]);
+
+    // A site file that does not validate (a misspelt key, a VLAN id out of range) still gets
+    // its bundle, made with what could be read, and the first check says what is wrong.
+    let site_file = lab.dir.path().join("site.toml");
+    let good = std::fs::read_to_string(&site_file).unwrap();
+    let bad = good
+        .replacen("[segment]\n", "[segment]\nvlna = 52\n", 1)
+        .replacen("vlan = 52", "vlan = 5200", 1);
+    assert_ne!(bad, good);
+    std::fs::write(&site_file, &bad).unwrap();
+    let bundle = lab.dir.path().join("bad-site.tar.gz");
+    let out = lab.agent(&[
+        "troubleshoot",
+        "--json",
+        "--out",
+        &bundle.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("2 problem(s)") && stderr.contains("what could be read"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &report["checks"][0];
+    assert_eq!(first["name"], "site-file", "{report}");
+    assert_eq!(first["ok"], false, "{first}");
+    let details = first["details"].to_string();
+    assert!(
+        details.contains("segment.vlna: unknown key") && details.contains("5200"),
+        "{details}"
+    );
+    let top = unpack(&bundle, lab.dir.path()).join("bad-site");
+    assert!(read(&top, "site.toml").contains("vlna = 52"));
+    assert_eq!(
+        json(&top, "validate.json")["checks"][0]["name"],
+        "site-file"
+    );
+    assert_no_secret(&top, &[PASSWORD, "PRIVATE KEY-----"]);
+
+    // One that does not even parse: nothing to go on, refused as before, nothing written.
+    std::fs::write(&site_file, "[gateway\n").unwrap();
+    let bundle = lab.dir.path().join("unparsable.tar.gz");
+    let out = lab.agent(&["troubleshoot", "--out", &bundle.display().to_string()]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(!bundle.exists());
+    std::fs::write(&site_file, &good).unwrap();
 }

@@ -899,8 +899,13 @@ async fn verify(agent: &impl AgentApi, opts: &Options, p: &Plan) -> Result<Strin
 /// Restores the backup exactly and deletes what the migration created; forgets the progress.
 /// Undoes a migration: restores the backup, asks LB-IPAM for the original addresses, removes
 /// what the migration created. `cilium_namespace` is where `cilium-config` says whether the
-/// restored L2 policies will announce anything.
-pub async fn rollback(kube: &DynKube, cilium_namespace: &str) -> Result<usize, MigrateError> {
+/// restored L2 policies will announce anything; `cilium_version`, when known, pins the
+/// `helm upgrade` line that turns them back on.
+pub async fn rollback(
+    kube: &DynKube,
+    cilium_namespace: &str,
+    cilium_version: Option<&str>,
+) -> Result<usize, MigrateError> {
     let Some(b) = read_cm::<Backup>(kube, BACKUP_CONFIGMAP, "backup").await? else {
         // Stopped before the backup: nothing was changed yet; forget the progress.
         if kube.get(&cm_ref(STATE_CONFIGMAP)).await?.is_some() {
@@ -1006,7 +1011,11 @@ pub async fn rollback(kube: &DynKube, cilium_namespace: &str) -> Result<usize, M
         println!(
             "left to do: Cilium's L2 announcements are off, so the restored L2 policies announce \
              nothing yet; apply stage 1 of the values again: {}",
-            helm_upgrade(cilium_namespace, None, bgplb_cilium::Stage::Bgp.file_name())
+            helm_upgrade(
+                cilium_namespace,
+                cilium_version,
+                bgplb_cilium::Stage::Bgp.file_name()
+            )
         );
     }
     Ok(n)
