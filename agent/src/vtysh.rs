@@ -228,6 +228,7 @@ impl Vtysh {
     /// Applies a configuration script with `vtysh -f`. FRR keeps applying after a bad line, so
     /// any error line fails the call; the caller verifies by reading back either way.
     pub async fn apply_script(&self, script: &Path) -> Result<ScriptOutput, Error> {
+        self.wait_for_mgmtd().await?;
         let what = format!("vtysh -f {}", script.display());
         let out = self
             .run(&what, &["-f".to_string(), script.display().to_string()])
@@ -268,12 +269,50 @@ impl Vtysh {
         Ok(ScriptOutput { messages: lines })
     }
 
+    /// FRR 9 and later configure zebra through mgmtd, which refuses a configuration session
+    /// while a transaction of its own holds its datastore lock, such as the configuration it
+    /// pushes to a daemon that has just connected. A script that races that push can reach
+    /// zebra as garbage and leave a transaction holding the lock for minutes (seen with FRR
+    /// 10.3 seconds after it started; FRR's own tests wait for the same, FRRouting/frr#19183).
+    /// So a script first waits, up to the vtysh timeout, until mgmtd has no transaction open.
+    /// Without mgmtd (FRR 7.5, 8.x) there is nothing to wait for.
+    async fn wait_for_mgmtd(&self) -> Result<(), Error> {
+        if !self.socket("mgmtd.vty").exists() {
+            return Ok(());
+        }
+        let what = "show mgmt transaction all";
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let out = self.run(what, &args(&["-c", what])).await?;
+            match open_transactions(&out.stdout) {
+                // An answer without the count (another FRR's wording): nothing to wait for.
+                None | Some(0) => return Ok(()),
+                Some(n) if tokio::time::Instant::now() >= deadline => {
+                    return Err(Error::FrrUnavailable {
+                        what: what.into(),
+                        detail: format!(
+                            "mgmtd still has {n} configuration transaction(s) open after {} s, \
+                             so it would refuse the configuration; one left by a failed commit \
+                             can stay for 10 minutes: restart FRR if this repeats",
+                            self.timeout.as_secs()
+                        ),
+                    });
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// bgpd's vty socket: `<vty_dir>/bgpd.vty`, or `<vty_dir>/<instance>/bgpd.vty` for an FRR
     /// instance started with `-N`.
     pub fn bgpd_socket(&self) -> PathBuf {
+        self.socket("bgpd.vty")
+    }
+
+    fn socket(&self, name: &str) -> PathBuf {
         match &self.instance {
-            Some(i) => self.vty_dir.join(i).join("bgpd.vty"),
-            None => self.vty_dir.join("bgpd.vty"),
+            Some(i) => self.vty_dir.join(i).join(name),
+            None => self.vty_dir.join(name),
         }
     }
 
@@ -371,6 +410,14 @@ impl Vtysh {
     }
 }
 
+/// The count in `show mgmt transaction all`'s last `Total: N` line.
+fn open_transactions(text: &str) -> Option<usize> {
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("Total:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
@@ -411,5 +458,27 @@ async fn vty_command(
             answer.truncate(len - 4);
             return Ok((status, String::from_utf8_lossy(&answer).into_owned()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_transactions;
+
+    /// `show mgmt transaction all` as FRR 10.3 prints it (mgmt_txn_status_write): idle, and
+    /// with the configuration push to a daemon that has just connected.
+    #[test]
+    fn mgmtd_transactions_are_counted() {
+        assert_eq!(
+            open_transactions("MGMTD Transactions\n  Total: 0\n"),
+            Some(0)
+        );
+        let busy = "MGMTD Transactions\n  Txn: \t\t\t0x0x55d1c3a0\n    Txn-Id: \t\t\t1\n    \
+                    Session-Id: \t\t0\n    Type: \t\t\tCONFIG\n    Ref-Count: \t\t\t1\n  Total: 1\n";
+        assert_eq!(open_transactions(busy), Some(1));
+        assert_eq!(
+            open_transactions("% Unknown command: show mgmt transaction all"),
+            None
+        );
     }
 }

@@ -416,6 +416,19 @@ impl Lab {
             wait_for("bgpd's vty socket", Duration::from_secs(10), || {
                 var.join("bgpd.vty").exists().then_some(())
             });
+            // As FRR's own topotests do (FRRouting/frr#19183): zebra connected to mgmtd before
+            // the configuration is loaded, and mgmtd done with its transactions after, so
+            // nothing that follows races mgmtd's push of zebra's configuration.
+            let mgmtd = |what: &str| {
+                String::from_utf8_lossy(&cmd::output(&[vtysh(), "-N", &self.gw, "-c", what]).stdout)
+                    .into_owned()
+            };
+            wait_for("zebra to connect to mgmtd", Duration::from_secs(10), || {
+                mgmtd("show mgmt backend-adapter all")
+                    .lines()
+                    .any(|l| l.trim().strip_prefix("Client:").map(str::trim) == Some("zebra"))
+                    .then_some(())
+            });
             // The daemons start empty: load the integrated configuration as frrinit.sh does.
             let out = cmd::output(&[vtysh(), "-N", &self.gw, "-b"]);
             assert!(
@@ -423,6 +436,16 @@ impl Lab {
                 "vtysh -b failed: {}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
+            );
+            wait_for(
+                "mgmtd's transactions to end",
+                Duration::from_secs(10),
+                || {
+                    mgmtd("show mgmt transaction all")
+                        .lines()
+                        .any(|l| l.trim() == "Total: 0")
+                        .then_some(())
+                },
             );
         }
         wait_for("bgpd to answer vtysh", Duration::from_secs(15), || {
