@@ -19,12 +19,3 @@ export CARGO_INCREMENTAL=0
 # C code (bundled SQLite, ring) built with the cross compiler; the cc crate would guess the same.
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
-# The release profile's settings for the cross builds: built for size (opt-level "z"). With
-# BGPLB_CROSS_LTO=0 (scripts/test sets it) without whole-program LTO and with 16 codegen units:
-# the same code at the same opt-level, a larger binary, and minutes less on two cores, where
-# the single-threaded fat-LTO step took 3.7 min for the agent and more for the companion. What
-# you ship (cross/build-agent, cross/build-image by hand) keeps `lto = true, codegen-units = 1`.
-CROSS_RELEASE=(--config 'profile.release.opt-level="z"')
-if [[ ${BGPLB_CROSS_LTO:-1} == 0 ]]; then
-  CROSS_RELEASE+=(--config 'profile.release.lto=false' --config 'profile.release.codegen-units=16')
-fi

@@ -214,11 +214,13 @@ fn a_node_flooding_refused_routes_is_shut_by_the_agent() {
             .clone();
         (n["state"] == "down").then_some(n)
     });
+    // The agent judges whenever it looks: while the twelve routes still arrive one by one, it
+    // may see eleven (seen with FRR 7.5). Either is more than the limit.
+    let reason = node["reason"].as_str().unwrap();
     assert!(
-        node["reason"]
-            .as_str()
-            .unwrap()
-            .contains("sent 12 routes, more than bgp.maximum_prefix (10)"),
+        ["sent 11 routes", "sent 12 routes"]
+            .iter()
+            .any(|n| reason.contains(&format!("{n}, more than bgp.maximum_prefix (10)"))),
         "{node}"
     );
     assert!(lab

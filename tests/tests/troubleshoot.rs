@@ -391,13 +391,7 @@ fn with_frr_stopped_the_bundle_is_still_written_and_says_why() {
     assert_eq!(bundles, 0, "nothing written");
 
     lab.stop_frr();
-    let bundle = lab.dir.path().join("frr-down.tar.gz");
-    let out = lab.agent(&[
-        "troubleshoot",
-        "--json",
-        "--out",
-        &bundle.display().to_string(),
-    ]);
+    let (bundle, out) = troubleshoot_json(&lab, "frr-down");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let frr = report["checks"]
@@ -457,13 +451,7 @@ fn with_frr_stopped_the_bundle_is_still_written_and_says_why() {
         .replacen("vlan = 52", "vlan = 5200", 1);
     assert_ne!(bad, good);
     std::fs::write(&site_file, &bad).unwrap();
-    let bundle = lab.dir.path().join("bad-site.tar.gz");
-    let out = lab.agent(&[
-        "troubleshoot",
-        "--json",
-        "--out",
-        &bundle.display().to_string(),
-    ]);
+    let (bundle, out) = troubleshoot_json(&lab, "bad-site");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -494,4 +482,16 @@ fn with_frr_stopped_the_bundle_is_still_written_and_says_why() {
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
     assert!(!bundle.exists());
     std::fs::write(&site_file, &good).unwrap();
+}
+
+/// `troubleshoot --json` into `<lab>/NAME.tar.gz`: the bundle's path and the command's output.
+fn troubleshoot_json(lab: &Lab, name: &str) -> (PathBuf, std::process::Output) {
+    let bundle = lab.dir.path().join(format!("{name}.tar.gz"));
+    let out = lab.agent(&[
+        "troubleshoot",
+        "--json",
+        "--out",
+        &bundle.display().to_string(),
+    ]);
+    (bundle, out)
 }
