@@ -1054,8 +1054,7 @@ async fn troubleshoot(
     }
     if let Some(e) = args.refused {
         eprintln!(
-            "warning: {}
-the checks run with what could be read of it",
+            "warning: {}\nthe checks run with what could be read of it",
             redact(&e.to_string())
         );
     }
