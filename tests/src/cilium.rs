@@ -140,7 +140,7 @@ impl Cilium {
                     }
                     if on_lo.insert(ip.clone()) {
                         for (_, ns) in &nodes {
-                            cmd::quiet(&["ip", "-n", ns, "addr", "add", &host(ip), "dev", "lo"]);
+                            crate::lab::put_on_loopback(ns, ip);
                         }
                     }
                 }

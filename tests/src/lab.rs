@@ -1053,21 +1053,39 @@ exec $VTYSH "$@""#
     }
 }
 
+/// Puts `vip` on the loopback of namespace `ns` as a host address; already there is fine. An
+/// IPv6 address is added without duplicate address detection: the kernel marks a new address
+/// tentative until its DAD work runs, even on `lo`, and a loaded machine can delay that long
+/// enough for a bind to fail with "Cannot assign requested address" (seen on CI).
+pub fn put_on_loopback(ns: &str, vip: &str) {
+    let v6 = vip.contains(':');
+    let host = format!("{vip}/{}", if v6 { 128 } else { 32 });
+    let mut argv = vec!["ip", "-n", ns, "addr", "add", &host, "dev", "lo"];
+    if v6 {
+        argv.push("nodad");
+    }
+    let _ = cmd::output(&argv);
+}
+
+/// Binds a listener to an address just added, retrying for a bounded time while the kernel
+/// does not yet offer it.
+pub fn bind_fresh(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let mut tries = 0;
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Gives the node in namespace `ns` the VIP on its loopback and runs a TCP service there that
 /// answers with `name`, until `stop` is set.
 pub fn serve_vip_in(ns: &str, name: &str, vip: &str, port: u16, stop: Arc<AtomicBool>) {
-    let plen = if vip.contains(':') { "128" } else { "32" };
-    // Already there is fine.
-    let _ = cmd::output(&[
-        "ip",
-        "-n",
-        ns,
-        "addr",
-        "add",
-        &format!("{vip}/{plen}"),
-        "dev",
-        "lo",
-    ]);
+    put_on_loopback(ns, vip);
     let addr: std::net::SocketAddr = if vip.contains(':') {
         format!("[{vip}]:{port}").parse().expect("addr")
     } else {
@@ -1078,7 +1096,8 @@ pub fn serve_vip_in(ns: &str, name: &str, vip: &str, port: u16, stop: Arc<Atomic
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         crate::netns::run_in(&ns, move || {
-            let listener = std::net::TcpListener::bind(addr).expect("bind the VIP service");
+            let listener =
+                bind_fresh(addr).unwrap_or_else(|e| panic!("bind the VIP service on {addr}: {e}"));
             listener.set_nonblocking(true).expect("nonblocking");
             let _ = ready_tx.send(());
             while !stop.load(Ordering::SeqCst) {

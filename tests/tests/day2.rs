@@ -403,7 +403,7 @@ fn serve_http(ns: &str, vip: &str, port: u16, stop: Arc<AtomicBool>) {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         bgplb_tests::netns::run_in(&ns, move || {
-            let listener = std::net::TcpListener::bind(addr).expect("bind the HTTP service");
+            let listener = bgplb_tests::lab::bind_fresh(addr).expect("bind the HTTP service");
             listener.set_nonblocking(true).expect("nonblocking");
             let _ = ready_tx.send(());
             while !stop.load(Ordering::SeqCst) {
