@@ -16,8 +16,9 @@
 //! records it.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use bgplb_frr::churn::RouteMapDeletions;
 use bgplb_frr::overlay::Overlay;
 use bgplb_frr::{plan::plan, Owned, Plan};
 use serde::Serialize;
@@ -225,7 +226,7 @@ impl Applier {
         let applied = if plan.is_empty() {
             Ok(())
         } else {
-            self.vtysh.apply_script(&script_path).await.map(|_| ())
+            self.run_script(&script_path, &script).await
         };
         crate::fault::point("after-vtysh");
         let desired_owned = overlay.owned(desired);
@@ -383,6 +384,43 @@ impl Applier {
         })
     }
 
+    /// Runs the script `text`, written at `path`, with `vtysh -f`. On FRR before 8.3 a script
+    /// that touches a route-map deleted by name moments ago first waits until FRR has
+    /// processed the deletion, or zebra and bgpd crash ([`bgplb_frr::churn`]); the deletions
+    /// are recorded in `frr/route-map-deletions`, shared with one-shot commands.
+    async fn run_script(&self, path: &Path, text: &str) -> Result<(), Error> {
+        let churn_safe = match self.vtysh.frr_version().await {
+            Ok(v) => v.survives_route_map_churn(),
+            // FRR does not answer: the script fails as it would.
+            Err(_) => true,
+        };
+        if churn_safe {
+            return self.vtysh.apply_script(path).await.map(|_| ());
+        }
+        let record_path = self.data_dir.join("frr").join("route-map-deletions");
+        let mut record = RouteMapDeletions::from_text(
+            &std::fs::read_to_string(&record_path).unwrap_or_default(),
+        );
+        if let Some((wait, route_map)) = record.wait_before(text, SystemTime::now()) {
+            tracing::info!(
+                %route_map,
+                ms = wait.as_millis() as u64,
+                "this FRR crashes when a route-map deleted moments ago is touched again \
+                 (FRRouting/frr#10708): waiting for it to settle"
+            );
+            tokio::time::sleep(wait).await;
+        }
+        let applied = self.vtysh.apply_script(path).await;
+        let before = record.clone();
+        record.record(text, SystemTime::now());
+        if record != before {
+            if let Err(e) = files::write_atomic(&record_path, &record.to_text()) {
+                tracing::warn!(error = %e, "cannot record the route-maps deleted");
+            }
+        }
+        applied.map(|_| ())
+    }
+
     /// Makes FRR's owned configuration equal `target`.
     async fn restore(&self, mut target: Owned, asn: Option<u32>) -> Result<(), Error> {
         if target.asn.is_none() {
@@ -393,8 +431,9 @@ impl Applier {
         let rollback = plan(&target, &have)?.for_frr(&have, self.vtysh.frr_version().await?);
         if !rollback.is_empty() {
             let path = self.data_dir.join("frr").join("rollback.vtysh");
-            files::write_atomic(&path, &rollback.script())?;
-            self.vtysh.apply_script(&path).await?;
+            let script = rollback.script();
+            files::write_atomic(&path, &script)?;
+            self.run_script(&path, &script).await?;
         }
         self.verify(&target).await
     }

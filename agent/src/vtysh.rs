@@ -229,6 +229,7 @@ impl Vtysh {
     /// any error line fails the call; the caller verifies by reading back either way.
     pub async fn apply_script(&self, script: &Path) -> Result<ScriptOutput, Error> {
         self.wait_for_mgmtd().await?;
+        self.wait_for_bgpd_in_zebra().await;
         let what = format!("vtysh -f {}", script.display());
         let out = self
             .run(&what, &["-f".to_string(), script.display().to_string()])
@@ -284,7 +285,7 @@ impl Vtysh {
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             let out = self.run(what, &args(&["-c", what])).await?;
-            match open_transactions(&out.stdout) {
+            match bgplb_frr::show::open_mgmt_transactions(&out.stdout) {
                 // An answer without the count (another FRR's wording): nothing to wait for.
                 None | Some(0) => return Ok(()),
                 Some(n) if tokio::time::Instant::now() >= deadline => {
@@ -299,6 +300,37 @@ impl Vtysh {
                     });
                 }
                 Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// bgpd refuses `bgp graceful-restart` with "% Invalid value" until it is connected to
+    /// zebra: the command tells zebra at once, and fails when it cannot (every release from 7.5
+    /// to 10.3, `VTY_SEND_BGP_GR_CAPABILITY_TO_ZEBRA`). Right after FRR starts, as after a
+    /// firmware upgrade or a re-provision, an apply could race that connection and fail for
+    /// nothing (seen in the FRR 7.5 matrix). So a script first waits, up to the vtysh timeout,
+    /// until zebra lists bgpd among its clients. When zebra or bgpd does not answer, or answers
+    /// in another wording, nothing is waited for: the apply then fails or succeeds as it would.
+    async fn wait_for_bgpd_in_zebra(&self) {
+        if !self.bgpd_socket().exists() {
+            return;
+        }
+        let what = "show zebra client summary";
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let Ok(out) = self.run(what, &args(&["-c", what])).await else {
+                return;
+            };
+            match bgplb_frr::show::bgpd_is_zebra_client(&out.stdout) {
+                None | Some(true) => return,
+                Some(false) if tokio::time::Instant::now() >= deadline => {
+                    tracing::warn!(
+                        seconds = self.timeout.as_secs(),
+                        "bgpd is not connected to zebra: applying anyway"
+                    );
+                    return;
+                }
+                Some(false) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     }
@@ -411,13 +443,6 @@ impl Vtysh {
 }
 
 /// The count in `show mgmt transaction all`'s last `Total: N` line.
-fn open_transactions(text: &str) -> Option<usize> {
-    text.lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("Total:"))
-        .and_then(|n| n.trim().parse().ok())
-}
-
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
@@ -458,27 +483,5 @@ async fn vty_command(
             answer.truncate(len - 4);
             return Ok((status, String::from_utf8_lossy(&answer).into_owned()));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::open_transactions;
-
-    /// `show mgmt transaction all` as FRR 10.3 prints it (mgmt_txn_status_write): idle, and
-    /// with the configuration push to a daemon that has just connected.
-    #[test]
-    fn mgmtd_transactions_are_counted() {
-        assert_eq!(
-            open_transactions("MGMTD Transactions\n  Total: 0\n"),
-            Some(0)
-        );
-        let busy = "MGMTD Transactions\n  Txn: \t\t\t0x0x55d1c3a0\n    Txn-Id: \t\t\t1\n    \
-                    Session-Id: \t\t0\n    Type: \t\t\tCONFIG\n    Ref-Count: \t\t\t1\n  Total: 1\n";
-        assert_eq!(open_transactions(busy), Some(1));
-        assert_eq!(
-            open_transactions("% Unknown command: show mgmt transaction all"),
-            None
-        );
     }
 }

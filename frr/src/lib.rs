@@ -11,9 +11,11 @@
 //!   generation without becoming one.
 //! * [`show`]: serde types for the `show ... json` outputs the agent reads back.
 //! * [`version`]: which FRR runs, and the one table of lines only some releases understand.
+//! * [`churn`]: the route-map deletions FRR before 8.3 must be given time to settle.
 //!
 //! Nothing here performs I/O: the agent's executor is the only code that talks to FRR.
 
+pub mod churn;
 pub mod model;
 pub mod naming;
 pub mod overlay;

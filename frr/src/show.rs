@@ -140,8 +140,66 @@ impl std::fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// The count of open configuration transactions in mgmtd's `show mgmt transaction all` (FRR 9
+/// and later, `mgmt_txn_status_write`: a `Total: N` line); `None` for an answer without it.
+pub fn open_mgmt_transactions(text: &str) -> Option<usize> {
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("Total:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Whether zebra's `show zebra client summary` lists bgpd (`bgp`, or `bgp[instance:session]`
+/// from FRR 8 on); `None` for an answer without the table's header.
+pub fn bgpd_is_zebra_client(text: &str) -> Option<bool> {
+    let mut lines = text.lines();
+    lines.find(|l| l.trim_start().starts_with("Name") && l.contains("Connect Time"))?;
+    Some(lines.any(|l| {
+        let name = l.split_whitespace().next().unwrap_or("");
+        name == "bgp" || name.starts_with("bgp[")
+    }))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::{bgpd_is_zebra_client, open_mgmt_transactions};
+
+    /// `show mgmt transaction all` as FRR 10.3 prints it (mgmt_txn_status_write): idle, and
+    /// with the configuration push to a daemon that has just connected.
+    #[test]
+    fn mgmtd_transactions_are_counted() {
+        assert_eq!(
+            open_mgmt_transactions("MGMTD Transactions\n  Total: 0\n"),
+            Some(0)
+        );
+        let busy = "MGMTD Transactions\n  Txn: \t\t\t0x0x55d1c3a0\n    Txn-Id: \t\t\t1\n    \
+                    Session-Id: \t\t0\n    Type: \t\t\tCONFIG\n    Ref-Count: \t\t\t1\n  Total: 1\n";
+        assert_eq!(open_mgmt_transactions(busy), Some(1));
+        assert_eq!(
+            open_mgmt_transactions("% Unknown command: show mgmt transaction all"),
+            None
+        );
+    }
+
+    /// `show zebra client summary` in FRR 7.5's and 10.3's formats (zebra_show_client_brief):
+    /// bgpd connected, only staticd, and an answer from something else.
+    #[test]
+    fn bgpd_among_zebras_clients() {
+        let v75 = "Name    Connect Time    Last Read  Last Write  IPv4 Routes       IPv6 Routes    \n\
+                   --------------------------------------------------------------------------------\n\
+                   bgp           00:00:05     00:00:05    00:00:05       0/0              0/0       \n\
+                   Routes column shows (added+updated)/deleted\n";
+        assert_eq!(bgpd_is_zebra_client(v75), Some(true));
+        let v103 = "Name      Connect Time    Last Read  Last Write      IPv4 Routes           IPv6 Routes\n\
+                    ------------------------------------------------------------------------------------------\n\
+                    staticd       00:00:03     00:00:03    00:00:03          0/0                 0/0       \n\
+                    Routes column shows (added+updated)/deleted\n";
+        assert_eq!(bgpd_is_zebra_client(v103), Some(false));
+        let instance = v103.replace("staticd   ", "bgp[1:0]  ");
+        assert_eq!(bgpd_is_zebra_client(&instance), Some(true));
+        assert_eq!(bgpd_is_zebra_client("zebra is not running"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -96,6 +96,12 @@ impl FrrVersion {
         self >= capability.since() && capability.until().is_none_or(|u| self < u)
     }
 
+    /// Whether a route-map deleted by name may be created or deleted again at once: from 8.3
+    /// (FRRouting/frr#10708; before it zebra and bgpd crash, see [`crate::churn`]).
+    pub fn survives_route_map_churn(self) -> bool {
+        self >= FrrVersion::new(8, 3)
+    }
+
     pub fn is_tested(self) -> bool {
         FrrVersion::TESTED.contains(&self)
     }

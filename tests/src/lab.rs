@@ -441,16 +441,21 @@ impl Lab {
                 "mgmtd's transactions to end",
                 Duration::from_secs(10),
                 || {
-                    mgmtd("show mgmt transaction all")
-                        .lines()
-                        .any(|l| l.trim() == "Total: 0")
-                        .then_some(())
+                    let text = mgmtd("show mgmt transaction all");
+                    (bgplb_frr::show::open_mgmt_transactions(&text) == Some(0)).then_some(())
                 },
             );
         }
         wait_for("bgpd to answer vtysh", Duration::from_secs(15), || {
             let out = cmd::output(&[vtysh(), "-N", &self.gw, "-c", "show bgp summary json"]);
             out.status.success().then_some(())
+        });
+        // Until bgpd is zebra's client it refuses `bgp graceful-restart` ("% Invalid value"):
+        // tests that configure FRR directly would race it (the agent waits for it itself).
+        wait_for("bgpd to connect to zebra", Duration::from_secs(15), || {
+            let out = cmd::output(&[vtysh(), "-N", &self.gw, "-c", "show zebra client summary"]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            (bgplb_frr::show::bgpd_is_zebra_client(&text) == Some(true)).then_some(())
         });
     }
 

@@ -284,3 +284,65 @@ fn the_operators_own_frr_configuration_survives_every_apply() {
     lab.agent_ok(&["rollback"]);
     check("a rollback");
 }
+
+#[test]
+fn a_cluster_removed_and_added_back_at_once_leaves_frr_running() {
+    // FRR before 8.3 crashes, zebra and bgpd both, when a route-map deleted by name is created
+    // and deleted again before its delay timer has run (FRRouting/frr#10708); there the agent
+    // waits for the deletion to settle. Three rounds of a second cluster going and coming back,
+    // as fast as the agent applies: without the wait, 7.5.1 died in the first.
+    let lab = Lab::start(LabSpec {
+        nodes: 1,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let base = lab.site();
+    let mut with_lab = base.clone();
+    let mut second = with_lab.clusters[0].clone();
+    second.name = "lab".into();
+    second.asn = 64514;
+    second.node_subnets = vec!["172.29.53.0/24".parse().unwrap()];
+    second.reserved = Vec::new();
+    second.nodes = vec![bgplb_site::StaticNode {
+        name: "lab-1".into(),
+        ipv4: Some("172.29.53.11".parse().unwrap()),
+        ipv6: None,
+    }];
+    with_lab.clusters.push(second);
+    assert!(with_lab.validate().is_empty(), "{:?}", with_lab.validate());
+    lab.apply_and_wait(&base);
+    for round in 1..=3 {
+        lab.write_site(&with_lab);
+        lab.agent_ok(&["apply"]);
+        assert!(
+            lab.running_config().contains("route-map BGPLB-lab-IN-V4 "),
+            "round {round}: the second cluster's route-map is missing"
+        );
+        lab.write_site(&base);
+        lab.agent_ok(&["apply"]);
+        assert!(
+            !lab.running_config().contains("BGPLB-lab-IN-V4"),
+            "round {round}: the second cluster's route-map is still there"
+        );
+    }
+    // The crash comes in FRR's delayed processing: look after it has run.
+    std::thread::sleep(bgplb_frr::churn::SETTLE);
+    let out = bgplb_tests::cmd::output(&[
+        bgplb_tests::lab::vtysh(),
+        "-N",
+        &lab.gw,
+        "-c",
+        "show zebra client summary",
+    ]);
+    let clients = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        bgplb_frr::show::bgpd_is_zebra_client(&clients),
+        Some(true),
+        "zebra or bgpd did not survive:\n{clients}"
+    );
+    lab.wait_established(&[lab.nodes[0].ipv4.as_str()]);
+}

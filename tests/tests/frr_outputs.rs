@@ -1,6 +1,7 @@
 //! The `show ... json` outputs bgplb reads, from the FRR the lab runs (`BGPLB_FRR`), parsed with
 //! the agent's own types: a session summary, the neighbours' details, the BGP table, and the
-//! routes a neighbour sent (an accepted VIP and a refused default route). With
+//! routes a neighbour sent (an accepted VIP and a refused default route), and the two text
+//! outputs an apply waits on (zebra's clients, mgmtd's transactions). With
 //! `CAPTURE_FRR_FIXTURES=1` the outputs are written to `frr/tests/fixtures/<release>/`, where the
 //! frr crate's unit tests read them offline.
 
@@ -91,6 +92,15 @@ fn every_output_bgplb_reads_parses_on_this_frr() {
             && received.received_routes.contains_key("172.29.52.101/32"),
         "soft-reconfiguration keeps what was sent, refused or not: {prefixes:?}\n{text}"
     );
+
+    // The text outputs the agent waits on before an apply: bgpd connected to zebra (else it
+    // refuses `bgp graceful-restart`), and, with mgmtd, no transaction open.
+    let text = lab.vtysh("show zebra client summary");
+    assert_eq!(show::bgpd_is_zebra_client(&text), Some(true), "{text}");
+    if bgplb_tests::frr::build().uses_mgmtd() {
+        let text = lab.vtysh("show mgmt transaction all");
+        assert_eq!(show::open_mgmt_transactions(&text), Some(0), "{text}");
+    }
 
     // status names the release, validate judges it against the tested ones.
     let status = lab.agent_ok(&["status"]);

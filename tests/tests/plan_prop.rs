@@ -6,6 +6,9 @@
 //! model's rendered text is also a fixed point of parse → owned text → parse. Deterministic
 //! (seeded); a failure names the case and shows the script.
 
+use std::time::SystemTime;
+
+use bgplb_frr::churn::{self, RouteMapDeletions};
 use bgplb_frr::{plan::plan, render, Owned};
 use bgplb_site::{GatewayInputs, Site, StaticNode};
 use bgplb_tests::lab::{vtysh, REFERENCE_SITE};
@@ -119,6 +122,7 @@ fn plans_for_random_models_reach_them_on_the_real_frr() {
     let version = bgplb_tests::frr::build().version;
     let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
     let script_file = lab.dir.path().join("case.vtysh");
+    let mut deletions = RouteMapDeletions::default();
     for case in 0..cases() {
         let (site, inputs) = random_model(&mut rng);
         let text = render::render(&bgplb_site::gateway_config(&site, &inputs));
@@ -135,6 +139,13 @@ fn plans_for_random_models_reach_them_on_the_real_frr() {
             .unwrap_or_else(|e| panic!("case {case}: no plan: {e}\n{text}"))
             .for_frr(&have, version);
         let script = p.script();
+        // As the agent does on FRR before 8.3: a route-map deleted by name moments ago is left
+        // alone until FRR has processed the deletion, or zebra and bgpd crash.
+        if !version.survives_route_map_churn() {
+            if let Some((wait, _)) = deletions.wait_before(&script, SystemTime::now()) {
+                std::thread::sleep(wait);
+            }
+        }
         std::fs::write(&script_file, &script).unwrap();
         let out = bgplb_tests::cmd::output(&[
             vtysh(),
@@ -143,6 +154,7 @@ fn plans_for_random_models_reach_them_on_the_real_frr() {
             "-f",
             &script_file.display().to_string(),
         ]);
+        deletions.record(&script, SystemTime::now());
         assert!(
             out.status.success(),
             "case {case}: FRR refused the plan:\n{}{}\nscript:\n{script}\ndesired:\n{text}",
@@ -165,4 +177,24 @@ fn plans_for_random_models_reach_them_on_the_real_frr() {
             );
         }
     }
+    // FRR processes route-map changes after its delay timer: both daemons must still run after
+    // it, and bgpd still be zebra's client.
+    std::thread::sleep(churn::SETTLE);
+    let out = bgplb_tests::cmd::output(&[
+        bgplb_tests::lab::vtysh(),
+        "-N",
+        &lab.gw,
+        "-c",
+        "show zebra client summary",
+    ]);
+    let clients = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        bgplb_frr::show::bgpd_is_zebra_client(&clients),
+        Some(true),
+        "zebra or bgpd did not survive the plans:\n{clients}"
+    );
 }
