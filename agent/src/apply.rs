@@ -384,41 +384,8 @@ impl Applier {
         })
     }
 
-    /// Runs the script `text`, written at `path`, with `vtysh -f`. On FRR before 8.3 a script
-    /// that touches a route-map deleted by name moments ago first waits until FRR has
-    /// processed the deletion, or zebra and bgpd crash ([`bgplb_frr::churn`]); the deletions
-    /// are recorded in `frr/route-map-deletions`, shared with one-shot commands.
     async fn run_script(&self, path: &Path, text: &str) -> Result<(), Error> {
-        let churn_safe = match self.vtysh.frr_version().await {
-            Ok(v) => v.survives_route_map_churn(),
-            // FRR does not answer: the script fails as it would.
-            Err(_) => true,
-        };
-        if churn_safe {
-            return self.vtysh.apply_script(path).await.map(|_| ());
-        }
-        let record_path = self.data_dir.join("frr").join("route-map-deletions");
-        let mut record = RouteMapDeletions::from_text(
-            &std::fs::read_to_string(&record_path).unwrap_or_default(),
-        );
-        if let Some((wait, route_map)) = record.wait_before(text, SystemTime::now()) {
-            tracing::info!(
-                %route_map,
-                ms = wait.as_millis() as u64,
-                "this FRR crashes when a route-map deleted moments ago is touched again \
-                 (FRRouting/frr#10708): waiting for it to settle"
-            );
-            tokio::time::sleep(wait).await;
-        }
-        let applied = self.vtysh.apply_script(path).await;
-        let before = record.clone();
-        record.record(text, SystemTime::now());
-        if record != before {
-            if let Err(e) = files::write_atomic(&record_path, &record.to_text()) {
-                tracing::warn!(error = %e, "cannot record the route-maps deleted");
-            }
-        }
-        applied.map(|_| ())
+        run_script(&self.vtysh, &self.data_dir, path, text).await
     }
 
     /// Makes FRR's owned configuration equal `target`.
@@ -474,4 +441,48 @@ impl Applier {
             .await?;
         Ok((target, result))
     }
+}
+
+/// Runs the script `text`, written at `path`, with `vtysh -f`. On FRR before 8.3 a script that
+/// touches a route-map deleted by name moments ago first waits until FRR has processed the
+/// deletion, or zebra and bgpd crash ([`bgplb_frr::churn`]); the deletions are recorded in
+/// `<data_dir>/frr/route-map-deletions`, shared by the daemon and one-shot commands.
+pub async fn run_script(
+    vtysh: &Vtysh,
+    data_dir: &Path,
+    path: &Path,
+    text: &str,
+) -> Result<(), Error> {
+    let churn_safe = match vtysh.frr_version().await {
+        Ok(v) => v.survives_route_map_churn(),
+        // FRR does not answer: the script fails as it would.
+        Err(_) => true,
+    };
+    if churn_safe {
+        return vtysh.apply_script(path).await.map(|_| ());
+    }
+    let record_path = data_dir.join("frr").join("route-map-deletions");
+    let mut record =
+        RouteMapDeletions::from_text(&std::fs::read_to_string(&record_path).unwrap_or_default());
+    if let Some((wait, route_map)) = record.wait_before(text, SystemTime::now()) {
+        tracing::info!(
+            %route_map,
+            ms = wait.as_millis() as u64,
+            "this FRR crashes when a route-map deleted moments ago is touched again \
+             (FRRouting/frr#10708): waiting for it to settle"
+        );
+        tokio::time::sleep(wait).await;
+    }
+    let applied = vtysh.apply_script(path).await;
+    let before = record.clone();
+    record.record(text, SystemTime::now());
+    if record != before {
+        if let Some(dir) = record_path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = files::write_atomic(&record_path, &record.to_text()) {
+            tracing::warn!(error = %e, "cannot record the route-maps deleted");
+        }
+    }
+    applied.map(|_| ())
 }

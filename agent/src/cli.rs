@@ -463,7 +463,8 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, Error> {
                     let dir = tempdir_for_script(&layout)?;
                     let script = dir.join("uninstall.vtysh");
                     crate::files::write_atomic(&script, &text)?;
-                    let applied = vtysh.apply_script(&script).await;
+                    let applied =
+                        crate::apply::run_script(&vtysh, &settings.data_dir, &script, &text).await;
                     let _ = std::fs::remove_dir_all(&dir);
                     applied?;
                     vtysh.write_memory().await?;

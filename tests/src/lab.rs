@@ -1052,6 +1052,24 @@ exec $VTYSH "$@""#
         }
     }
 
+    /// Asserts that zebra and bgpd both still run, bgpd as zebra's client, once FRR's route-map
+    /// delay timer has run (FRR before 8.3 crashes there on route-map churn:
+    /// [`bgplb_frr::churn`]).
+    pub fn assert_frr_survived_its_delayed_processing(&self) {
+        std::thread::sleep(bgplb_frr::churn::SETTLE);
+        let out = cmd::output(&[vtysh(), "-N", &self.gw, "-c", "show zebra client summary"]);
+        let clients = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            bgplb_frr::show::bgpd_is_zebra_client(&clients),
+            Some(true),
+            "zebra or bgpd did not survive:\n{clients}"
+        );
+    }
+
     /// The running configuration.
     pub fn running_config(&self) -> String {
         self.vtysh("show running-config")

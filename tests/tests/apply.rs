@@ -325,24 +325,6 @@ fn a_cluster_removed_and_added_back_at_once_leaves_frr_running() {
             "round {round}: the second cluster's route-map is still there"
         );
     }
-    // The crash comes in FRR's delayed processing: look after it has run.
-    std::thread::sleep(bgplb_frr::churn::SETTLE);
-    let out = bgplb_tests::cmd::output(&[
-        bgplb_tests::lab::vtysh(),
-        "-N",
-        &lab.gw,
-        "-c",
-        "show zebra client summary",
-    ]);
-    let clients = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        bgplb_frr::show::bgpd_is_zebra_client(&clients),
-        Some(true),
-        "zebra or bgpd did not survive:\n{clients}"
-    );
+    lab.assert_frr_survived_its_delayed_processing();
     lab.wait_established(&[lab.nodes[0].ipv4.as_str()]);
 }

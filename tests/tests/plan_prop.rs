@@ -8,7 +8,7 @@
 
 use std::time::SystemTime;
 
-use bgplb_frr::churn::{self, RouteMapDeletions};
+use bgplb_frr::churn::RouteMapDeletions;
 use bgplb_frr::{plan::plan, render, Owned};
 use bgplb_site::{GatewayInputs, Site, StaticNode};
 use bgplb_tests::lab::{vtysh, REFERENCE_SITE};
@@ -177,24 +177,5 @@ fn plans_for_random_models_reach_them_on_the_real_frr() {
             );
         }
     }
-    // FRR processes route-map changes after its delay timer: both daemons must still run after
-    // it, and bgpd still be zebra's client.
-    std::thread::sleep(churn::SETTLE);
-    let out = bgplb_tests::cmd::output(&[
-        bgplb_tests::lab::vtysh(),
-        "-N",
-        &lab.gw,
-        "-c",
-        "show zebra client summary",
-    ]);
-    let clients = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        bgplb_frr::show::bgpd_is_zebra_client(&clients),
-        Some(true),
-        "zebra or bgpd did not survive the plans:\n{clients}"
-    );
+    lab.assert_frr_survived_its_delayed_processing();
 }
