@@ -308,7 +308,8 @@ impl Vtysh {
     /// zebra: the command tells zebra at once, and fails when it cannot (every release from 7.5
     /// to 10.3, `VTY_SEND_BGP_GR_CAPABILITY_TO_ZEBRA`). Right after FRR starts, as after a
     /// firmware upgrade or a re-provision, an apply could race that connection and fail for
-    /// nothing (seen in the FRR 7.5 matrix). So a script first waits, up to the vtysh timeout,
+    /// nothing (found in FRR's source while explaining a 7.5 matrix failure whose real cause was
+    /// zebra crashing, see `bgplb_frr::churn`). So a script first waits, up to the vtysh timeout,
     /// until zebra lists bgpd among its clients. When zebra or bgpd does not answer, or answers
     /// in another wording, nothing is waited for: the apply then fails or succeeds as it would.
     async fn wait_for_bgpd_in_zebra(&self) {
@@ -442,7 +443,6 @@ impl Vtysh {
     }
 }
 
-/// The count in `show mgmt transaction all`'s last `Total: N` line.
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
