@@ -290,7 +290,7 @@ fn a_cluster_removed_and_added_back_at_once_leaves_frr_running() {
     // FRR before 8.3 crashes, zebra and bgpd both, when a route-map deleted by name is created
     // and deleted again before its delay timer has run (FRRouting/frr#10708); there the agent
     // waits for the deletion to settle. Three rounds of a second cluster going and coming back,
-    // as fast as the agent applies: without the wait, 7.5.1 died in the first.
+    // as fast as the agent applies: without the wait, 7.5.1 did not survive them.
     let lab = Lab::start(LabSpec {
         nodes: 1,
         ipv6: false,
