@@ -82,9 +82,21 @@ fn the_companion_drives_the_gateway_from_the_cluster() {
         .then_some(())
     });
 
-    // The agent restarts: it comes back to the same state from SQLite, resetting nothing.
+    // The agent restarts: it comes back to the same state from SQLite, resetting nothing. FRR
+    // loses the neighbours before the agent has read them back and recorded the generation, so
+    // the history is read once that generation is there.
     let counters = lab.session_counters();
-    let generations = lab.agent_ok(&["history", "--json"]);
+    let generations = wait_for(
+        "the generation without k8s-1 to be recorded",
+        Duration::from_secs(30),
+        || {
+            let text = lab.agent_ok(&["history", "--json"]);
+            let history: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+            let config = history[0]["config"].as_str().unwrap_or_default();
+            (!config.contains("172.29.51.11") && !config.contains("fd47:25e1:2f96:51::11"))
+                .then_some(text)
+        },
+    );
     lab.stop_daemon();
     lab.start_daemon();
     wait_for(
