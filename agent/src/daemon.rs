@@ -1275,6 +1275,18 @@ async fn frr_watch(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<boo
             continue;
         }
         let Some(before) = given(&app) else { continue };
+        // A CLI `apply` or `rollback` holds the agent's lock from its plan until its generation
+        // is recorded, so FRR can run a generation the store does not list yet: look again once
+        // it is done. Held until the comparison is over (the daemon's own applies wait for it).
+        let _cli = match crate::files::lock(
+            &app.site().agent.data_dir.join("agent.lock"),
+            Duration::ZERO,
+        ) {
+            Ok(held) => Some(held),
+            Err(crate::error::Error::Io { what, .. }) if what.starts_with("another") => continue,
+            // No lock to take (a read-only /data): nothing can apply, so compare.
+            Err(_) => None,
+        };
         let Ok(text) = app.vtysh.bgpd_running(Duration::from_secs(2)).await else {
             // bgpd is down (or busy): the reconciler and status say so; look again.
             continue;

@@ -34,6 +34,29 @@ pub fn quiet(argv: &[&str]) {
         .status();
 }
 
+/// Reads `read` until two readings `quiet` apart agree, for at most `timeout`, and returns the
+/// last: for a baseline taken while an asynchronous writer (the daemon recording a generation
+/// after FRR already runs it, a drain written after the first apply) may still be at work.
+pub fn wait_stable<T: PartialEq>(
+    what: &str,
+    timeout: Duration,
+    quiet: Duration,
+    mut read: impl FnMut() -> T,
+) -> T {
+    let mut last = read();
+    wait_for(what, timeout, || {
+        std::thread::sleep(quiet);
+        let now = read();
+        if now == last {
+            Some(())
+        } else {
+            last = now;
+            None
+        }
+    });
+    last
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, for at most `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

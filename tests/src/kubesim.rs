@@ -360,23 +360,44 @@ impl KubeSim {
         axum::serve(listener, self.router()).await
     }
 
-    /// Starts the stand-in on a thread inside network namespace `ns` (on `addr` there).
+    /// Starts the stand-in on a thread inside network namespace `ns` (on `addr` there) and
+    /// returns once it listens, so a client started next finds it.
     pub fn spawn_in_namespace(&self, ns: &str, addr: SocketAddr) {
         let sim = self.clone();
-        let ns = ns.to_string();
+        let inside = ns.to_string();
+        let (bound, listening) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            crate::netns::run_in(&ns, move || {
+            crate::netns::run_in(&inside, move || {
+                let listener = match crate::lab::bind_fresh(addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = bound.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = bound.send(Ok(()));
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .expect("runtime")
                     .block_on(async move {
-                        if let Err(e) = sim.serve_on(addr).await {
-                            eprintln!("kubesim: cannot serve on {addr}: {e}");
+                        let served = match tokio::net::TcpListener::from_std(listener) {
+                            Ok(l) => axum::serve(l, sim.router()).await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = served {
+                            eprintln!("kubesim: serving on {addr} stopped: {e}");
                         }
                     })
             })
         });
+        match listening.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("kubesim: cannot listen on {addr} in {ns}: {e}"),
+            Err(_) => panic!("kubesim: no listener on {addr} in {ns} after 30 s"),
+        }
     }
 }
 

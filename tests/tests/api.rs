@@ -42,6 +42,17 @@ fn report_ok(lab: &Lab, generation: u64) {
     assert_eq!(a.status(), Some(202), "{a:?}");
 }
 
+/// What a refused report must leave alone, once the daemon has settled (FRR runs a report
+/// before its generation is recorded; a cordoned node's drain follows the first apply).
+fn settled(lab: &Lab) -> (String, String, String) {
+    bgplb_tests::cmd::wait_stable(
+        "FRR, the kernel and the history to settle",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(2),
+        || snapshot(lab),
+    )
+}
+
 /// What a refused report must leave alone.
 fn snapshot(lab: &Lab) -> (String, String, String) {
     let running = lab.running_config();
@@ -123,7 +134,7 @@ fn every_bad_report_gets_a_specific_4xx_and_changes_nothing() {
     let ok = request(&ns, Some("companion-home"), "PUT", URL, body(&report(100)));
     assert_eq!(ok.status(), Some(202), "{ok:?}");
     lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
-    let before = snapshot(&lab);
+    let before = settled(&lab);
 
     let mut outside_subnet = report(101);
     outside_subnet["nodes"][0]["ipv4"] = "172.29.50.11".into();
@@ -284,15 +295,17 @@ fn rotated_tls_files_are_picked_up_without_a_restart() {
     assert_eq!(a.status(), Some(202), "{a:?}");
     // A broken rotation (garbage CA) keeps the previous configuration.
     std::fs::write(tls.join("ca.crt"), "not a certificate").unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(7));
+    bgplb_tests::cmd::wait_for(
+        "the broken TLS files to be refused",
+        std::time::Duration::from_secs(30),
+        || {
+            lab.daemon_log()
+                .contains("TLS files changed but cannot be loaded")
+                .then_some(())
+        },
+    );
     let a = request(&ns, Some("other-ca-home"), "PUT", URL, body(&report(4)));
     assert_eq!(a.status(), Some(202), "{a:?}");
-    assert!(
-        lab.daemon_log()
-            .contains("TLS files changed but cannot be loaded"),
-        "{}",
-        lab.daemon_log()
-    );
 }
 
 #[test]
@@ -333,9 +346,18 @@ fn a_quiet_companion_never_removes_neighbours() {
         sorted(&reported),
         "the report replaced the site's nodes"
     );
-    let before = snapshot(&lab);
+    let (before, applied) = bgplb_tests::cmd::wait_stable(
+        "the report's generation to be recorded and counted",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(2),
+        || {
+            (
+                snapshot(&lab),
+                lab.agent_metric("bgplb_applies_total{result=\"applied\"}"),
+            )
+        },
+    );
     let counters = lab.session_counters();
-    let applied = lab.agent_metric("bgplb_applies_total{result=\"applied\"}");
     // Longer than report_stale_after and than the daemon's drift check (5 s in the lab).
     std::thread::sleep(std::time::Duration::from_secs(7));
     let status = request(
@@ -543,7 +565,6 @@ exec $VTYSH "$@""#,
     let ns = lab.nodes[0].ns.clone();
     report_ok(&lab, 1);
     lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
-    std::thread::sleep(std::time::Duration::from_secs(1));
     let reconciles = |lab: &Lab| {
         ["applied", "unchanged", "failed"]
             .iter()
@@ -556,7 +577,13 @@ exec $VTYSH "$@""#,
             })
             .sum::<f64>()
     };
-    let before = reconciles(&lab);
+    // The cordoned node's drain follows the first apply and wakes the reconciler once more.
+    let before = bgplb_tests::cmd::wait_stable(
+        "the reconciles after the first report to end",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(2),
+        || reconciles(&lab),
+    );
     for g in 2..7 {
         assert_eq!(
             request(&ns, Some("companion-home"), "PUT", URL, body(&report(g))).status(),
@@ -593,7 +620,7 @@ fn what_lies_outside_the_site_is_ignored_with_a_warning() {
     let ns = lab.nodes[0].ns.clone();
     report_ok(&lab, 1);
     lab.wait_established(&["172.29.51.11", "172.29.51.12"]);
-    let before = snapshot(&lab);
+    let before = settled(&lab);
     let mut r = report(2);
     r["services"][0]["ips"][0] = "172.29.51.240".into();
     r["pools"]

@@ -156,11 +156,19 @@ fn pool_and_prefix_list_changes_never_reset_a_session() {
 
     // Renumbered prefix-lists and the new route-map still accept what they should, once FRR
     // has re-evaluated them (its route-map delay timer).
+    // (A loaded machine may still be re-evaluating after the sleep: a route wrongly refused
+    // would not come back, so waiting a little more cannot hide one.)
     std::thread::sleep(std::time::Duration::from_secs(7));
-    assert!(lab
-        .accepted_from("172.29.51.11")
-        .contains("172.29.52.230/32"));
-    assert!(lab.bgp_route("172.29.52.230").is_some());
+    bgplb_tests::cmd::wait_for(
+        "the VIP accepted and in the FIB after the policy change",
+        std::time::Duration::from_secs(10),
+        || {
+            (lab.accepted_from("172.29.51.11")
+                .contains("172.29.52.230/32")
+                && lab.bgp_route("172.29.52.230").is_some())
+            .then_some(())
+        },
+    );
     assert_eq!(
         counters(&lab, &addresses),
         before,

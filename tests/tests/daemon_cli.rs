@@ -19,7 +19,50 @@ fn daemon_lab() -> (Lab, bgplb_site::Site) {
         },
         |_| {},
     );
+    settle(lab, site)
+}
+
+/// A lab whose agent (daemon and CLI) runs vtysh through a wrapper that, while the file
+/// `slow` exists, returns from an apply script only 4 s after FRR ran it: FRR runs the new
+/// generation, the agent has not yet read it back and recorded it.
+fn slow_apply_lab() -> (Lab, bgplb_site::Site, std::path::PathBuf) {
+    let mut lab = Lab::start(LabSpec {
+        nodes: 1,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let slow = lab.dir.path().join("slow");
+    let mut site = lab.daemon_site();
+    // No drift check during the CLI's apply: one would hold the daemon's FRR writer while it
+    // waits for the CLI's lock, and keep the watch from looking.
+    site.agent.drift_check_interval = 3600;
+    site.agent.frr.vtysh = lab.vtysh_wrapper(
+        "vtysh-slow-apply",
+        &format!(
+            r#"script=""; prev=""
+for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
+$VTYSH "$@"; rc=$?
+case "$script" in
+  */apply.vtysh) [ -e {} ] && sleep 4 ;;
+esac
+exit $rc"#,
+            slow.display()
+        ),
+    );
+    lab.write_site(&site);
+    lab.start_daemon();
+    let (lab, site) = settle(lab, site);
+    (lab, site, slow)
+}
+
+fn settle(lab: Lab, site: bgplb_site::Site) -> (Lab, bgplb_site::Site) {
     lab.wait_established(&["172.29.51.11"]);
+    // The session comes up before the daemon has read FRR back and recorded its generation.
+    wait_for(
+        "the daemon's first generation",
+        Duration::from_secs(30),
+        || (lab.agent_readyz() && !history(&lab).is_empty()).then_some(()),
+    );
     (lab, site)
 }
 
@@ -119,4 +162,45 @@ fn a_rollback_is_kept_until_unpinned() {
         || lab.running_config().contains("timers 2 6").then_some(()),
     );
     assert!(lab.agent_status(0)["pinned"].is_null());
+}
+
+#[test]
+fn the_frr_watch_waits_while_the_cli_applies() {
+    // The CLI changes FRR, reads it back, then records the generation. The daemon's FRR watch
+    // (every second) looking in between must not take the CLI's change for someone else's edit
+    // and fight it.
+    let (lab, site, slow) = slow_apply_lab();
+    let first = history(&lab)[0]["number"].as_i64().unwrap();
+    let mut edited = site.clone();
+    edited.bgp.keepalive = 2;
+    edited.bgp.hold = 6;
+    lab.write_site(&edited);
+    wait_for(
+        "the daemon to apply the edit",
+        Duration::from_secs(20),
+        || lab.running_config().contains("timers 2 6").then_some(()),
+    );
+    wait_for(
+        "the edit's generation to be recorded",
+        Duration::from_secs(20),
+        || (history(&lab)[0]["number"].as_i64() != Some(first)).then_some(()),
+    );
+    // A reconcile queued behind the CLI's lock would keep the watch from looking: let the ones
+    // that follow the edit pass. Then FRR runs the rolled-back generation 4 s before the CLI
+    // records it.
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(&slow, "").unwrap();
+    let out = lab.agent_ok(&["rollback", "--to", &first.to_string()]);
+    std::fs::remove_file(&slow).unwrap();
+    assert!(
+        out.contains(&format!("pinned to generation {first}")),
+        "{out}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let log = lab.daemon_log();
+    assert!(
+        !log.contains("FRR changed by someone else"),
+        "the FRR watch took the CLI's rollback for an edit:\n{log}"
+    );
+    assert!(lab.running_config().contains("timers 3 9"));
 }

@@ -116,9 +116,14 @@ fn wait_store_fine(lab: &Lab) {
     wait_for(
         "the store problem to clear",
         Duration::from_secs(60),
-        || lab.agent_status(0)["store_problem"].is_null().then_some(()),
+        // The metric is set after a reconcile's check, so the first one is waited for too.
+        || {
+            (lab.agent_status(0)["store_problem"].is_null()
+                && lab.agent_metric("bgplb_store_writable") == 1.0
+                && lab.agent_readyz())
+            .then_some(())
+        },
     );
-    assert_eq!(lab.agent_metric("bgplb_store_writable"), 1.0);
 }
 
 #[test]

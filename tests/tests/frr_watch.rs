@@ -96,11 +96,11 @@ fn frr_restarted_reloaded_or_edited_gets_bgplbs_configuration_back_until_it_is_a
         Duration::from_secs(60),
         || (lab.agent_metric("bgplb_frr_fight") == 1.0).then_some(()),
     );
-    let e = events(&lab);
-    assert!(
-        e.contains("frr-fight") && e.contains("stopped re-applying"),
-        "{e}"
-    );
+    // The metric is set just before the event is written.
+    wait_for("the frr-fight event", Duration::from_secs(10), || {
+        let e = events(&lab);
+        (e.contains("frr-fight") && e.contains("stopped re-applying")).then_some(())
+    });
     // It leaves FRR alone (several watch rounds and reconciles), and says so in its checks.
     std::thread::sleep(Duration::from_secs(4));
     assert!(!lab.has_neighbor(NODES[1]), "the agent kept fighting");
@@ -118,7 +118,9 @@ fn frr_restarted_reloaded_or_edited_gets_bgplbs_configuration_back_until_it_is_a
     wait_for("the fight to end", Duration::from_secs(30), || {
         (lab.agent_metric("bgplb_frr_fight") == 0.0).then_some(())
     });
-    assert!(events(&lab).contains("frr-fight-over"));
+    wait_for("the frr-fight-over event", Duration::from_secs(10), || {
+        events(&lab).contains("frr-fight-over").then_some(())
+    });
     lab.wait_established(&NODES);
     lab.stop_daemon();
 }

@@ -204,6 +204,9 @@ fn refused_routes_of_one_node_never_take_down_another() {
     // More announcements from both, then a moment for FRR to (wrongly) act.
     n2.announce("172.29.52.119/32", COMMUNITY);
     n1.announce("172.29.52.102/32", COMMUNITY);
+    wait_for("node 2's tenth VIP", Duration::from_secs(20), || {
+        (lab.accepted_from("172.29.51.12").len() == 10).then_some(())
+    });
     std::thread::sleep(Duration::from_secs(3));
     let states = lab.peer_states();
     assert_eq!(states["172.29.51.12"], "Established", "{states:?}");
@@ -250,9 +253,12 @@ fn a_node_flooding_refused_routes_is_shut_by_the_agent() {
             .any(|n| reason.contains(&format!("{n}, more than bgp.maximum_prefix (10)"))),
         "{node}"
     );
-    assert!(lab
-        .running_config()
-        .contains("neighbor 172.29.51.11 shutdown"));
+    // The status says so as soon as the agent decides; FRR is told right after.
+    wait_for("FRR to shut k8s-1", Duration::from_secs(20), || {
+        lab.running_config()
+            .contains("neighbor 172.29.51.11 shutdown")
+            .then_some(())
+    });
     // The well-behaved node is untouched.
     assert_eq!(lab.peer_states()["172.29.51.12"], "Established");
     lab.wait_route("172.29.52.120", &["172.29.51.12"]);

@@ -420,9 +420,15 @@ fn only_kernel_events_that_matter_start_a_pass() {
     let site = lab.daemon_site();
     lab.write_site(&site);
     lab.start_daemon();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    lab.wait_established(&["172.29.51.11"]);
+    // The passes of the start are let to end before the count.
     let passes = || lab.agent_metric("bgplb_kernel_passes_total");
-    let before = passes();
+    let before = bgplb_tests::cmd::wait_stable(
+        "the kernel passes of the start to end",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(3),
+        passes,
+    );
     for i in 1..=30 {
         bgplb_tests::cmd::run(&[
             "ip",
