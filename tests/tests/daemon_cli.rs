@@ -66,6 +66,20 @@ fn settle(lab: Lab, site: bgplb_site::Site) -> (Lab, bgplb_site::Site) {
     (lab, site)
 }
 
+/// Writes `site` with keepalive 2 and hold 6 as the site file; returns once the daemon applied it
+/// by itself.
+fn faster_timers_applied_by_the_daemon(lab: &Lab, site: &bgplb_site::Site) {
+    let mut edited = site.clone();
+    edited.bgp.keepalive = 2;
+    edited.bgp.hold = 6;
+    lab.write_site(&edited);
+    wait_for(
+        "the daemon to apply the edit",
+        Duration::from_secs(20),
+        || lab.running_config().contains("timers 2 6").then_some(()),
+    );
+}
+
 #[test]
 fn the_daemon_follows_the_site_file_and_refuses_a_broken_one() {
     let (lab, site) = daemon_lab();
@@ -84,15 +98,7 @@ fn the_daemon_follows_the_site_file_and_refuses_a_broken_one() {
     );
 
     // Edited again without the CLI: the daemon applies it by itself.
-    let mut again = edited.clone();
-    again.bgp.keepalive = 2;
-    again.bgp.hold = 6;
-    lab.write_site(&again);
-    wait_for(
-        "the daemon to apply the edit",
-        Duration::from_secs(20),
-        || lab.running_config().contains("timers 2 6").then_some(()),
-    );
+    faster_timers_applied_by_the_daemon(&lab, &edited);
     assert!(lab.daemon_log().contains("site file reloaded"));
 
     // A broken edit changes nothing and says why.
@@ -125,15 +131,7 @@ fn the_daemon_follows_the_site_file_and_refuses_a_broken_one() {
 fn a_rollback_is_kept_until_unpinned() {
     let (lab, site) = daemon_lab();
     let first = history(&lab)[0]["number"].as_i64().unwrap();
-    let mut edited = site.clone();
-    edited.bgp.keepalive = 2;
-    edited.bgp.hold = 6;
-    lab.write_site(&edited);
-    wait_for(
-        "the daemon to apply the edit",
-        Duration::from_secs(20),
-        || lab.running_config().contains("timers 2 6").then_some(()),
-    );
+    faster_timers_applied_by_the_daemon(&lab, &site);
 
     // Roll back while the daemon runs: the daemon keeps the rolled-back generation.
     let out = lab.agent_ok(&["rollback", "--to", &first.to_string()]);
@@ -171,15 +169,7 @@ fn the_frr_watch_waits_while_the_cli_applies() {
     // and fight it.
     let (lab, site, slow) = slow_apply_lab();
     let first = history(&lab)[0]["number"].as_i64().unwrap();
-    let mut edited = site.clone();
-    edited.bgp.keepalive = 2;
-    edited.bgp.hold = 6;
-    lab.write_site(&edited);
-    wait_for(
-        "the daemon to apply the edit",
-        Duration::from_secs(20),
-        || lab.running_config().contains("timers 2 6").then_some(()),
-    );
+    faster_timers_applied_by_the_daemon(&lab, &site);
     wait_for(
         "the edit's generation to be recorded",
         Duration::from_secs(20),

@@ -464,18 +464,25 @@ fn test_connectivity_reaches_announced_vips_and_explains_the_rest() {
     sim.apply(objects::endpoint_slice("web", "ghost", &["k8s-1"]));
     lab.wait_route("172.29.52.150", &["172.29.51.12", "172.29.51.13"]);
     // The agent probes only its cluster's VIPs (from the last report) and names the missing
-    // route in its fib check.
+    // route in its fib check. Its status is cached for a few seconds: the causes below come
+    // from it, so it must also show every session up (the route can be in before it does).
     wait_for(
-        "the agent to know both services and miss ghost's route",
+        "the agent to know both services, every session up and ghost's route missing",
         Duration::from_secs(40),
         || {
             let st = lab.agent_status(1);
-            let fib = st["kernel_checks"]
-                .as_array()?
-                .iter()
-                .find(|c| c["name"] == "fib")?
-                .to_string();
-            (st["clusters"][0]["services"] == 2 && fib.contains("172.29.52.151")).then_some(())
+            let check = |name: &str| {
+                st["kernel_checks"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["name"] == name)
+                    .cloned()
+            };
+            let fib = check("fib")?.to_string();
+            (st["clusters"][0]["services"] == 2
+                && check("sessions")?["ok"] == true
+                && fib.contains("172.29.52.151"))
+            .then_some(())
         },
     );
 
