@@ -1278,12 +1278,9 @@ async fn frr_watch(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<boo
         // A CLI `apply` or `rollback` holds the agent's lock from its plan until its generation
         // is recorded, so FRR can run a generation the store does not list yet: look again once
         // it is done. Held until the comparison is over (the daemon's own applies wait for it).
-        let _cli = match crate::files::lock(
-            &app.site().agent.data_dir.join("agent.lock"),
-            Duration::ZERO,
-        ) {
-            Ok(held) => Some(held),
-            Err(crate::error::Error::Io { what, .. }) if what.starts_with("another") => continue,
+        let _cli = match crate::files::try_lock(&app.site().agent.data_dir.join("agent.lock")) {
+            Ok(Some(held)) => Some(held),
+            Ok(None) => continue,
             // No lock to take (a read-only /data): nothing can apply, so compare.
             Err(_) => None,
         };

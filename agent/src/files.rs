@@ -54,28 +54,36 @@ pub fn private_file(path: &Path) -> Result<(), Error> {
 
 /// Takes an exclusive lock on `path`, waiting up to `wait` for another holder to let go.
 pub fn lock(path: &Path, wait: Duration) -> Result<File, Error> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match try_lock(path)? {
+            Some(file) => return Ok(file),
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            None => return Err(held_by_another(path)),
+        }
+    }
+}
+
+/// Takes an exclusive lock on `path` if nobody holds it: `None` when another holder does.
+pub fn try_lock(path: &Path) -> Result<Option<File>, Error> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
         .map_err(Error::io("cannot open lock file", path))?;
-    let deadline = Instant::now() + wait;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Io {
-                    what: "another bgplb-agent holds the lock",
-                    path: path.to_path_buf(),
-                    source: std::io::Error::from(std::io::ErrorKind::WouldBlock),
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", path)(e)),
-        }
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("cannot lock", path)(e)),
+    }
+}
+
+fn held_by_another(path: &Path) -> Error {
+    Error::Io {
+        what: "another bgplb-agent holds the lock",
+        path: path.to_path_buf(),
+        source: std::io::Error::from(std::io::ErrorKind::WouldBlock),
     }
 }
 
@@ -83,13 +91,12 @@ pub fn lock(path: &Path, wait: Duration) -> Result<File, Error> {
 pub async fn lock_async(path: &Path, wait: Duration) -> Result<File, Error> {
     let deadline = Instant::now() + wait;
     loop {
-        match lock(path, Duration::ZERO) {
-            Ok(f) => return Ok(f),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(Error::Io { what, .. }) if what.starts_with("another") => {
+        match try_lock(path)? {
+            Some(file) => return Ok(file),
+            None if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => return Err(e),
+            None => return Err(held_by_another(path)),
         }
     }
 }

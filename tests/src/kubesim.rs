@@ -354,10 +354,9 @@ impl KubeSim {
         Router::new().fallback(handle).with_state(self.clone())
     }
 
-    /// Serves on `addr` until the process ends (call inside the namespace the companion uses).
-    pub async fn serve_on(&self, addr: SocketAddr) -> std::io::Result<()> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        axum::serve(listener, self.router()).await
+    /// Serves on a bound, non-blocking `listener` until the process ends.
+    async fn serve_on(&self, listener: std::net::TcpListener) -> std::io::Result<()> {
+        axum::serve(tokio::net::TcpListener::from_std(listener)?, self.router()).await
     }
 
     /// Starts the stand-in on a thread inside network namespace `ns` (on `addr` there) and
@@ -383,11 +382,7 @@ impl KubeSim {
                     .build()
                     .expect("runtime")
                     .block_on(async move {
-                        let served = match tokio::net::TcpListener::from_std(listener) {
-                            Ok(l) => axum::serve(l, sim.router()).await,
-                            Err(e) => Err(e),
-                        };
-                        if let Err(e) = served {
+                        if let Err(e) = sim.serve_on(listener).await {
                             eprintln!("kubesim: serving on {addr} stopped: {e}");
                         }
                     })

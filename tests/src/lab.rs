@@ -886,11 +886,18 @@ impl Lab {
     }
 
     /// A vtysh stand-in: a shell script run instead of vtysh by the agent (set it as
-    /// `agent.frr.vtysh`). `$VTYSH` in the body is the real vtysh.
+    /// `agent.frr.vtysh`). `$VTYSH` in the body is the real vtysh, `$script` the file given
+    /// with `-f` (empty for other calls).
     pub fn vtysh_wrapper(&self, name: &str, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let path = self.dir.path().join(name);
-        fs::write(&path, format!("#!/bin/sh\nVTYSH={}\n{body}\n", vtysh())).expect("write wrapper");
+        let script = r#"script=""; prev=""
+for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done"#;
+        fs::write(
+            &path,
+            format!("#!/bin/sh\nVTYSH={}\n{script}\n{body}\n", vtysh()),
+        )
+        .expect("write wrapper");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
         path
     }
@@ -910,9 +917,7 @@ impl Lab {
         self.vtysh_wrapper(
             name,
             &format!(
-                r#"script=""; prev=""
-for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
-case "$script" in
+                r#"case "$script" in
   */apply.vtysh) {condition}printf '{printf}' >> "$script" ;;
 esac
 exec $VTYSH "$@""#

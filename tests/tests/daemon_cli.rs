@@ -39,9 +39,7 @@ fn slow_apply_lab() -> (Lab, bgplb_site::Site, std::path::PathBuf) {
     site.agent.frr.vtysh = lab.vtysh_wrapper(
         "vtysh-slow-apply",
         &format!(
-            r#"script=""; prev=""
-for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
-$VTYSH "$@"; rc=$?
+            r#"$VTYSH "$@"; rc=$?
 case "$script" in
   */apply.vtysh) [ -e {} ] && sleep 4 ;;
 esac

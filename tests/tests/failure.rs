@@ -93,9 +93,7 @@ fn frr_dying_mid_apply_leaves_nothing_half_applied() {
     broken.agent.frr.vtysh = lab.vtysh_wrapper(
         "vtysh-crash",
         &format!(
-            r#"script=""; prev=""
-for a in "$@"; do [ "$prev" = "-f" ] && script="$a"; prev="$a"; done
-if [ -n "$script" ]; then
+            r#"if [ -n "$script" ]; then
   half=$(( $(wc -l < "$script") / 2 ))
   head -n "$half" "$script" > "$script.half"
   $VTYSH -N {gw} -f "$script.half"
